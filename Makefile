@@ -54,8 +54,10 @@ format: venv
 demo: venv
 	$(VENV)/bin/flashstation demo
 
+# Benchmarks (not part of `make test`): every bench/bench_*.py, each printing ratios
+# against baselines measured in the same run.
 bench: venv
-	$(PY) bench/run.py
+	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info
