@@ -241,9 +241,11 @@ class Ledger:
         self._batches: dict[str, int] = {}
         self._jobs: dict[str, tuple[int, str]] = {}  # station job id -> (row id, serial)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._salt = load_salt(self.state_dir)
             self.path = self.state_dir / LEDGER_NAME
+            # private from the start; SQLite gives -wal and -shm the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10
             )
