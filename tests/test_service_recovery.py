@@ -194,7 +194,7 @@ def test_sigkill_at_random_points_never_counts_a_bad_drive(tmp_path: Path) -> No
             "-l",
             "-i",
             "-F",
-            *sum((["-e", s] for s in SERIALS), []),
+            *[arg for s in SERIALS for arg in ("-e", s)],
             str(state),
             *map(str, logs),
         ],
