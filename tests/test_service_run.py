@@ -1,4 +1,4 @@
-"""``flashstation run``: the notify protocol against a fake NOTIFY_SOCKET, watchdog, signals, logging."""
+"""``flashstation run``: notify protocol on a fake NOTIFY_SOCKET, watchdog, signals, logging."""
 
 from __future__ import annotations
 
@@ -69,8 +69,19 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
 
 def _run_cli(tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--fake-station", "0.1"]
-        + ["--state-dir", str(tmp_path / "state"), "--config", str(tmp_path / "none.yaml"), *extra],
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "run",
+            "--fake-station",
+            "0.1",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+            *extra,
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
@@ -115,8 +126,18 @@ def test_run_without_systemd_module_uses_socket_fallback(
         "from appliance.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", "--fake-station", "0.1"]
-        + ["--state-dir", str(tmp_path / "state"), "--config", str(tmp_path / "x.yaml")],
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "--fake-station",
+            "0.1",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--config",
+            str(tmp_path / "x.yaml"),
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": str(notify_socket.path)},
@@ -135,8 +156,18 @@ def test_run_without_systemd_module_uses_socket_fallback(
 def test_run_without_notify_socket_is_silent_and_works(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "run", "--fake-station", "0.05"]
-        + ["--state-dir", str(tmp_path / "state"), "--config", str(tmp_path / "x.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "appliance",
+            "run",
+            "--fake-station",
+            "0.05",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--config",
+            str(tmp_path / "x.yaml"),
+        ],
         stderr=subprocess.PIPE,
         text=True,
         env={**env, "PYTHONPATH": str(REPO)},
