@@ -200,8 +200,10 @@ class FatPlan:
         return structures.boot_sector(self.geometry, self.volume_serial, self.label)
 
     def fsinfo(self) -> bytes:
-        hint = self.next_free if self.free_clusters > 0 else 0xFFFFFFFF
-        return structures.fsinfo(self.free_clusters, hint)
+        # The last allocated cluster: Microsoft's drivers start searching *at* the
+        # hint, Linux's *after* it; this value is right for both (and is what
+        # Windows and mkfs.fat write on an empty volume: 2, the root directory).
+        return structures.fsinfo(self.free_clusters, self.next_free - 1)
 
     # -- lazy regions ---------------------------------------------------------
     def fat_chunk(self, first: int, end: int) -> bytes:

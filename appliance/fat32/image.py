@@ -95,3 +95,26 @@ def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None
             os.close(fd)
         if tmp.exists():
             tmp.unlink()
+
+
+def extract_partition(image: Path, offset: int, size: int, out: Path) -> Path:
+    """Copy ``size`` bytes at ``offset`` of ``image`` to a new sparse file ``out``.
+
+    Checkers such as ``fsck.fat`` take a filesystem, not a disk image.
+    """
+    with open(image, "rb") as src, open(out, "wb") as dst:
+        dst.truncate(size)
+        pos, end = offset, offset + size
+        while pos < end:
+            try:
+                data_at = os.lseek(src.fileno(), pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                break
+            if data_at >= end:
+                break
+            hole_at = min(os.lseek(src.fileno(), data_at, os.SEEK_HOLE), end)
+            _copy(
+                src.fileno(), dst.fileno(), data_at, data_at - offset, hole_at - data_at, str(image)
+            )
+            pos = hole_at
+    return out
