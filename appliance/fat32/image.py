@@ -27,6 +27,9 @@ class ContentChanged(LayoutError):
 
 def bytes_to_write(plan: Plan) -> int:
     """Bytes that are not zeros (what the progress total counts)."""
+    quick = getattr(plan, "bytes_to_write", None)
+    if callable(quick):
+        return int(quick())
     return sum(e.length for e in plan.extents() if not _is_zeros(e.source))
 
 
