@@ -143,3 +143,32 @@ def test_bytes_to_write_matches_extents() -> None:
         plan = compile_plan(tree, capacity)
         counted = sum(e.length for e in plan.extents() if not isinstance(e.source, Z))
         assert plan.bytes_to_write() == counted
+
+
+def test_for_drive_changes_only_serial_and_signature() -> None:
+    plan = compile_plan(synthetic(50, 7000), 2 * GB, LayoutOptions(volume_serial=1))
+    twin = plan.for_drive()
+    assert twin.volume_serial != plan.volume_serial
+    assert twin.mbr[440:444] != plan.mbr[440:444]
+    assert plan.volume_serial == 1  # the original is untouched
+    ours = list(plan.extents())
+    theirs = list(twin.extents())
+    assert [(e.offset, e.length, e.role) for e in ours] == [
+        (e.offset, e.length, e.role) for e in theirs
+    ]
+    differing = [a.role for a, b in zip(ours, theirs, strict=True) if a.source != b.source]
+    assert differing == ["mbr", "boot", "boot"]  # sector 0, boot sector and its backup
+
+
+def test_content_changed_between_scan_and_write(tmp_path: Path) -> None:
+    from appliance.fat32 import ContentChanged, scan_content, write_image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"12345")
+    plan = compile_plan(scan_content(src), 64 * MiB)
+    (src / "a.txt").write_bytes(b"123")
+    out = tmp_path / "out.img"
+    with pytest.raises(ContentChanged, match=r"a\.txt: size changed from 5 to 3"):
+        write_image(plan, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no partial image left

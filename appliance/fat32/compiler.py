@@ -23,6 +23,7 @@ number of files, not to the capacity.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 import secrets
 import sys
@@ -218,6 +219,21 @@ class FatPlan:
         self.next_free = cluster  # first free cluster
         self.free_clusters = geometry.cluster_count - self.used_clusters
 
+    def for_drive(self, volume_serial: int | None = None) -> FatPlan:
+        """The same layout with a fresh random volume serial and disk signature.
+
+        Compile once per capacity, then take one of these per drive: sticks
+        written from one plan must not share a serial that ties them together.
+        """
+        twin = copy.copy(self)
+        if volume_serial is None:
+            twin.volume_serial = secrets.randbits(32)
+            twin.disk_signature = secrets.randbits(32)
+        else:
+            twin.volume_serial = volume_serial & 0xFFFFFFFF
+            twin.disk_signature = zlib.crc32(twin.volume_serial.to_bytes(4, "little"))
+        return twin
+
     def bytes_to_write(self) -> int:
         """Bytes of all non-zero extents (literal and file data), without generating them."""
         dirs = sum(node.clusters for node in self._shape.dirs) * self.cluster_size
@@ -305,8 +321,8 @@ class FatPlan:
         rest = g.reserved_sectors - backup - 2
         if rest > 0:
             yield Extent(p + (backup + 2) * SECTOR, rest * SECTOR, Zeros(), "boot")
-        for copy in range(NUM_FATS):
-            base = g.fat_offset + copy * g.fat_size
+        for fat_copy in range(NUM_FATS):
+            base = g.fat_offset + fat_copy * g.fat_size
             for first in range(0, self.next_free, _FAT_CHUNK_ENTRIES):
                 end = min(first + _FAT_CHUNK_ENTRIES, self.next_free)
                 yield Extent(
