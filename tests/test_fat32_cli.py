@@ -85,3 +85,14 @@ def test_demo_builds_and_checks_the_sample(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "세계인권선언 제1조.txt" in out
     assert "fsck.fat -n: exit status 0" in out
+
+
+def test_progress_shown_for_big_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "film.mp4").write_bytes(os.urandom(1024) * (70 * 1024))
+    out = tmp_path / "out.img"
+    assert main(["make-image", "--content", str(src), "--capacity", "128MiB", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "writing" in err and "(100%)" in err
+    out.unlink()

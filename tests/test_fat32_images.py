@@ -134,7 +134,7 @@ def trees(draw: st.DrawFn) -> dict[str, int]:
 
 
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -172,3 +172,26 @@ def test_content_changed_between_scan_and_write(tmp_path: Path) -> None:
     with pytest.raises(ContentChanged, match=r"a\.txt: size changed from 5 to 3"):
         write_image(plan, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no partial image left
+
+
+def test_bad_options_refused() -> None:
+    from datetime import datetime
+
+    from appliance.fat32 import LayoutError
+
+    tree = synthetic(1, 1)
+    with pytest.raises(LayoutError, match="volume label"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(label="영화"))
+    with pytest.raises(LayoutError, match="volume label"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(label="TWELVE CHARS"))
+    with pytest.raises(LayoutError, match="1980-2107"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(timestamp=datetime(1979, 12, 31)))
+    with pytest.raises(LayoutError, match="power of two"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(cluster_size=3000))
+    with pytest.raises(CapacityTooSmall, match="at least 65525"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(cluster_size=4096))
+
+
+def test_label_is_stored_upper_case() -> None:
+    plan = compile_plan(synthetic(1, 1), 64 * MiB, LayoutOptions(label="films 2"))
+    assert plan.boot_sector()[71:82] == b"FILMS 2    "
