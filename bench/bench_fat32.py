@@ -106,8 +106,8 @@ def main() -> int:
         written = prebuilt.stat().st_blocks * 512
         cold = drop_caches()
         print(
-            f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; image {CAPACITY // MiB} MiB, "
-            f"{written / MiB:.0f} MiB allocated"
+            f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; "
+            f"image {CAPACITY // MiB} MiB, {written / MiB:.0f} MiB allocated"
         )
         print("caches dropped before every run" if cold else "warm cache (not root)")
         out = tmp / "out.img"
