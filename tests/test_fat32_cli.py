@@ -96,3 +96,16 @@ def test_progress_shown_for_big_images(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "writing" in err and "(100%)" in err
     out.unlink()
+
+
+def test_output_must_be_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    put(src, "a.txt")
+    for out, fragment in [
+        ("/dev/null", "not a regular file"),
+        (str(tmp_path), "not a regular file"),
+        (str(tmp_path / "missing" / "o.img"), "does not exist"),
+    ]:
+        assert main(["make-image", "--content", str(src), "--capacity", "64MiB", out]) == 2
+        assert fragment in capsys.readouterr().err
+    assert Path("/dev/null").is_char_device()

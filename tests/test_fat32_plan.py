@@ -108,11 +108,35 @@ def test_required_capacity_is_smallest_that_fits() -> None:
         compile_plan(tree, need)
 
 
-def test_required_capacity_with_fixed_cluster() -> None:
+@pytest.mark.parametrize("cluster_size", [1024, 4096, 32768])
+def test_required_capacity_with_fixed_cluster(cluster_size: int) -> None:
     tree = synthetic(100, 100_000)
-    options = LayoutOptions(cluster_size=32768)
+    options = LayoutOptions(cluster_size=cluster_size)
     need = required_capacity(tree, options)
     assert fits(tree, need, options) and not fits(tree, need - 512, options)
+
+
+def test_fits_is_exact_across_the_8_gib_cluster_step() -> None:
+    # 5000 files of 4 KiB take one cluster each: twice the room with 8 KiB clusters.
+    # Filled to the top of the 4 KiB band, the content fits an 8 GiB partition but
+    # not one a few sectors larger (8 KiB clusters), and required_capacity knows it.
+    from appliance.fat32.geometry import geometry_for
+
+    top = (16_777_216 + 2048) * 512  # the largest capacity with 4 KiB clusters
+    clusters = geometry_for(top).cluster_count
+    small = synthetic(5000, 4096, per_dir=100)
+    free = clusters - 5000 - 101 - 60  # files, folders (root + 50 of 2 clusters), margin
+    big = tuple(
+        ContentFile(
+            (f"big {i}.bin",), Path(f"/nonexistent/big{i}"), free * 4096 // 3 // 4096 * 4096
+        )
+        for i in range(3)
+    )
+    tree = ContentTree(small.files + big)
+    assert fits(tree, top)
+    assert not fits(tree, top + 8 * 512)
+    need = required_capacity(tree)
+    assert need <= top and fits(tree, need) and not fits(tree, need - 512)
 
 
 def test_plan_for_256_gb_is_lazy_and_fast() -> None:

@@ -36,6 +36,7 @@ from typing import overload
 from appliance.fat32 import names, structures
 from appliance.fat32.geometry import (
     CLUSTER_TABLE,
+    MAX_PARTITION_SECTORS,
     MIN_CAPACITY,
     NUM_FATS,
     PARTITION_OFFSET,
@@ -400,32 +401,29 @@ def required_capacity(tree: ContentTree, options: LayoutOptions | None = None) -
     """
     options = options or LayoutOptions()
     shape = _Shape(tree, _label(options) is not None)
+    # (sectors per cluster, partition sizes it applies to: (lower, limit]]
+    bands: list[tuple[int, int, int]] = []
     if options.cluster_size is not None:
-        spcs = [check_cluster_size(options.cluster_size)]
+        bands.append((check_cluster_size(options.cluster_size), 0, MAX_PARTITION_SECTORS))
     else:
-        spcs = [spc for _, spc in CLUSTER_TABLE]
-    best: int | None = None
-    lower = 0
-    for limit, spc in CLUSTER_TABLE:
-        if spc not in spcs:
+        lower = 0
+        for limit, spc in CLUSTER_TABLE:
+            bands.append((spc, lower, limit))
             lower = limit
+    best: int | None = None
+    for spc, lower, limit in bands:
+        sectors = max(min_partition_sectors(shape.clusters(spc * SECTOR), spc), lower + 1)
+        if sectors > limit:
             continue
-        sectors = min_partition_sectors(shape.clusters(spc * SECTOR), spc)
-        if options.cluster_size is None:
-            if sectors > limit:
-                lower = limit
-                continue
-            sectors = max(sectors, lower + 1)
         capacity = max((sectors + PARTITION_START_SECTOR) * SECTOR, MIN_CAPACITY)
         if best is None or capacity < best:
             best = capacity
-        lower = limit
     if best is None:
         raise ContentTooLarge(
             f"content of {format_size(shape.content_bytes)} does not fit any FAT32 volume"
         )
-    while not fits(tree, best, options):  # pragma: no cover (defensive)
-        best += SECTOR
+    if not fits(tree, best, options):  # pragma: no cover (would be a bug in the sizing)
+        raise AssertionError(f"required_capacity computed {best}, which does not fit")
     return best
 
 
