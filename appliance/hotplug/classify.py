@@ -373,7 +373,7 @@ class Classifier:
 
     def __init__(self, context: Context | None = None, rules: Sequence[str] | None = None):
         self.context = context or Context()
-        names = list(rules if rules is not None else self.context.config.rules or DEFAULT_RULES)
+        names = list(rules if rules is not None else self.context.config.rules)
         unknown = [name for name in names if name not in RULES]
         if unknown:
             raise RuleError(
