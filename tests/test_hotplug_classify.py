@@ -133,7 +133,7 @@ def test_usb_port_from_id_path(id_path: str, port: str | None) -> None:
 
 
 def test_usb_port_from_devpath() -> None:
-    path = "/devices/platform/scb/fd500000.pcie/pci0000:00/0000:00:00.0/0000:01:00.0/usb2/2-1/2-1.2/2-1.2:1.0/host1/target1:0:0/1:0:0:0/block/sdc"
+    path = fixture("jmicron-152d-0567-sata-pi4.udev")["DEVPATH"]
     assert usb_port_from_devpath(path) == "2-1.2"
     assert usb_port_from_devpath("/devices/pci0000:00/0000:00:17.0/ata2/block/sda") is None
 
