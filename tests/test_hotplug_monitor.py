@@ -320,3 +320,27 @@ def test_a_failing_handler_does_not_kill_the_monitor() -> None:
     finally:
         monitor.stop()
     assert [type(e) for e in calls] == [DriveArrived, DriveGone]
+
+
+def test_factory_monitor_with_fake_source_reports_composites_and_uses_config() -> None:
+    from appliance.config.schema import HotplugConfig
+    from appliance.hotplug.factory import make_monitor
+
+    pepperc = fixture("pepperc-kvm-virtual-disc.udev")["ID_USB_INTERFACES"]
+    port = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.1.2"
+    source = FakeSource([UEvent("add", usb_device_props("1.2", interfaces=pepperc))])
+    received: list[HotplugEvent] = []
+    config = HotplugConfig(slots={port: 5}, card_readers=False)
+    monitor = make_monitor(
+        config, received.append, SALT, is_content=lambda d: d.devname == "/dev/sdc", source=source
+    )
+    monitor.start()
+    try:
+        source.inject(UEvent("add", stick_props("1.3", 7, "c", "SNCONTENT1"), size=500 * GB))
+        assert monitor.wait_processed(2)
+    finally:
+        monitor.stop()
+    rejected, content = received
+    assert isinstance(rejected, DeviceRejected) and rejected.slot == 5
+    assert rejected.message == "slot 5: not a plain storage device — remove it"
+    assert isinstance(content, DriveArrived) and content.decision.verdict == Verdict.CONTENT

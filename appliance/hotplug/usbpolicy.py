@@ -149,3 +149,19 @@ class UsbPolicy:
     def enforce_all(self) -> dict[str, PolicyDecision]:
         """Initial scan: judge every present device, parents first."""
         return {name: self.enforce(name) for name in self.devices()}
+
+
+def judge_properties(properties: dict[str, str] | None) -> PolicyDecision:
+    """The policy on udev's ``ID_USB_INTERFACES`` (simulator, report-only mode).
+
+    udev lists the interfaces of the active configuration only, so the live
+    station uses :meth:`UsbPolicy.enforce` on the descriptors instead.
+    """
+    props = properties or {}
+    classes = [
+        int(item[:2], 16)
+        for item in props.get("ID_USB_INTERFACES", "").split(":")
+        if re.fullmatch(r"[0-9a-fA-F]{6}", item)
+    ]
+    device_class = HUB if props.get("TYPE", "").split("/")[0] == "9" else 0
+    return judge(device_class, classes)
