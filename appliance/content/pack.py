@@ -20,6 +20,7 @@ from appliance.content.manifest import (
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
+    Tier,
     parse_manifest,
 )
 from appliance.content.walk import Listing, list_pack
@@ -68,6 +69,10 @@ class Pack:
         if found is not None:
             return found.path
         return self.root.joinpath(*entry.parts)
+
+    def tiers(self) -> tuple[Tier, ...]:
+        """The pack's tiers, smallest first (one implicit tier when none are declared)."""
+        return self.manifest.effective_tiers()
 
     def content_tree(self, tier_index: int) -> ContentTree:
         """The files of tier ``tier_index`` (cumulative) as the layout compiler's input.
