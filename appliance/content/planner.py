@@ -15,6 +15,7 @@ engine then reads the content once for all of them.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -38,8 +39,14 @@ class TierSource(Protocol):
     def content_tree(self, tier_index: int) -> ContentTree: ...
 
 
+def _fat32(name: str) -> Any:
+    """A function of the layout compiler (looked up late: it is merged separately)."""
+    module = importlib.import_module("appliance.fat32")
+    return getattr(module, name)
+
+
 def default_fits() -> Fits:
-    from appliance.fat32 import fits
+    fits = _fat32("fits")
 
     def call(tree: ContentTree, capacity: int, options: Any) -> bool:
         return bool(fits(tree, capacity, options))
@@ -154,7 +161,5 @@ class PlainFolder:
         if tier_index != 0:
             raise IndexError(tier_index)
         if self._tree is None:
-            from appliance.fat32 import scan_content
-
-            self._tree = scan_content(self.root, warn=self._warn)
+            self._tree = _fat32("scan_content")(self.root, warn=self._warn)
         return self._tree
