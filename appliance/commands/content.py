@@ -16,10 +16,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from appliance.config.schema import ContentConfig
 from appliance.content import keys
-from appliance.content.errors import PackError, SignatureError
+from appliance.content.check import check_pack
+from appliance.content.errors import SignatureError
 from appliance.content.pack import open_pack
 from appliance.content.seal import PackInfo, read_tiers_file, seal
+from appliance.errors import UsageError
 from appliance.units import format_size
 
 
@@ -61,6 +64,7 @@ def register(sub: Any) -> None:
         default=None,
         help="fraction of each tier's minimum capacity kept free (default: config default)",
     )
+    p.add_argument("--tiers", type=Path, metavar="FILE", help="tiers to check (default: manifest)")
     p.add_argument("--no-probe", action="store_true", help="skip ffprobe and exiftool")
     p.set_defaults(handler=check_command)
 
@@ -159,4 +163,19 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    raise PackError("content check: not implemented yet")
+    headroom = ContentConfig().headroom if args.headroom is None else args.headroom
+    if not 0.0 <= headroom <= 0.5:
+        raise UsageError(f"--headroom {headroom} must be between 0 and 0.5")
+    if not args.dir.is_dir():
+        raise UsageError(f"{args.dir}: not a folder")
+    tiers_raw = read_tiers_file(args.tiers).tiers_raw if args.tiers else None
+    report = check_pack(args.dir, headroom=headroom, tiers_raw=tiers_raw, probe=not args.no_probe)
+    for note in report.notes:
+        print(f"note: {note}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    for error in report.errors:
+        print(f"error: {error}")
+    e, w = len(report.errors), len(report.warnings)
+    print(f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}")
+    return 1 if report.errors else 0
