@@ -23,6 +23,7 @@ from appliance.content.manifest import (
     Tier,
     parse_manifest,
 )
+from appliance.content.stream import StreamChecker
 from appliance.content.walk import Listing, list_pack
 from appliance.fat32.plan import ContentFile, ContentTree
 
@@ -91,6 +92,10 @@ class Pack:
             tree = ContentTree(files, tuple(dirs))
             self._trees[tier_index] = tree
         return tree
+
+    def stream_checker(self) -> StreamChecker:
+        """A fresh source observer for the engine, covering every file of the pack."""
+        return StreamChecker((self.disk_path(e), e) for e in self.manifest.files)
 
     def problems_without_hashing(self) -> list[str]:
         """Missing, extra, resized, linked or special files: everything short of hashing."""
