@@ -74,7 +74,15 @@ def _bar(desc: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
     bars: list[tqdm[Any]] = []
 
     def factory(total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr, leave=False)
+        bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=desc,
+            file=sys.stderr,
+            leave=False,
+            disable=None,
+        )
         bars.append(bar)
 
         def update(n: int) -> None:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CACHE_SUBDIR = "content-verified"
 #: Key id of the committed sample-pack TEST key (appliance/data/test-keys): warned about.
-TEST_KEY_IDS = frozenset[str]()
+TEST_KEY_IDS = frozenset({"c1cc7b490d5d962c"})
 
 
 def trusted_keys(config: ContentConfig) -> list[TrustedKey]:
