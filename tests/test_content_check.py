@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import appliance.fat32
 from appliance.cli import main
 from appliance.content.check import (
     CheckReport,
@@ -27,9 +26,6 @@ from appliance.content.walk import list_pack
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="no exiftool")
-needs_layout = pytest.mark.skipif(
-    not hasattr(appliance.fat32, "fits"), reason="layout compiler not merged yet"
-)
 
 SAMPLE_MP4 = Path(__file__).resolve().parent.parent / "appliance/data/sample/영상/시험 화면.mp4"
 
@@ -179,7 +175,6 @@ def test_missing_tools_said_clearly(tmp_path: Path) -> None:
     assert "exiftool not found: files were NOT checked for identifying metadata" in text
 
 
-@needs_layout
 @needs_exiftool
 def test_acceptance_big_file_gps_jpeg_and_author_pdf(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -199,12 +194,13 @@ def test_acceptance_big_file_gps_jpeg_and_author_pdf(
     assert "warning: doc.pdf: identifying metadata PDF:Author = Kim Volunteer" in out
 
 
-@needs_layout
 def test_check_reports_fat_names_and_tier_fit(tmp_path: Path) -> None:
     root = tmp_path / "c"
     (root / "a").mkdir(parents=True)
     (root / "a" / "x.txt").write_bytes(b"x" * 1000)
-    (root / "a" / "X.TXT").write_bytes(b"y")
+    (root / "b").mkdir()
+    (root / "b" / "x.txt").write_bytes(b"x")
+    (root / "b" / "X.TXT").write_bytes(b"y")
     (root / "bad:name.txt").write_bytes(b"z")
     (root / "big").mkdir()
     (root / "big" / "f.bin").write_bytes(b"\x00" * 10)
@@ -216,7 +212,7 @@ def test_check_reports_fat_names_and_tier_fit(tmp_path: Path) -> None:
     ]
     report = check_pack(root, headroom=0.02, tiers_raw=tiers, probe=False)
     text = "\n".join(report.errors)
-    assert "bad:name.txt" in text
-    assert "only in case" in text
+    assert "bad:name.txt: the name contains characters FAT cannot hold: ':'" in text
+    assert "b/x.txt: differs from 'X.TXT' only in case" in text
     assert "tier 'small'" in text and "tier 'tiny'" not in text
     assert "warning" not in text

@@ -17,7 +17,6 @@ Portable: runs on the curators' Windows and macOS laptops (subprocess only).
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import fat32
 from appliance.content.errors import ManifestError
 from appliance.content.manifest import (
     MANIFEST_NAME,
@@ -35,8 +35,9 @@ from appliance.content.manifest import (
     parse_manifest,
     parse_tiers,
 )
-from appliance.content.planner import usable_capacity
+from appliance.content.planner import default_fits, tier_fits, usable_capacity
 from appliance.content.walk import DiskFile, list_pack
+from appliance.fat32 import tree as fat32_tree
 from appliance.fat32.plan import ContentFile, ContentTree, LayoutError
 from appliance.units import format_size
 
@@ -243,14 +244,8 @@ def exiftool_batch(paths: list[Path], exe: str) -> dict[Path, dict[str, Any]] | 
 # -- FAT rules and tier fit ----------------------------------------------------------------
 
 
-def _fat32(module: str, name: str) -> Any:
-    return getattr(importlib.import_module(module), name)
-
-
 def fat_problems(paths: Iterable[str]) -> list[str]:
     """Names and paths FAT cannot hold, by the layout compiler's own checks."""
-    check_name = _fat32("appliance.fat32.tree", "check_name")
-    check_directory = _fat32("appliance.fat32.tree", "check_directory")
     problems: list[str] = []
     children: dict[tuple[str, ...], set[str]] = {(): set()}
     for path in paths:
@@ -265,11 +260,11 @@ def fat_problems(paths: Iterable[str]) -> list[str]:
                 continue
             seen.add(rel)
             try:
-                check_name(rel)
+                fat32_tree.check_name(rel)
             except LayoutError as exc:
                 problems.append(str(exc))
         try:
-            check_directory(parent, sorted(kids), root=not parent)
+            fat32_tree.check_directory(parent, sorted(kids), root=not parent)
         except LayoutError as exc:
             problems.append(str(exc))
     return problems
@@ -291,15 +286,13 @@ def tier_problems(
     report: CheckReport,
     options: Any = None,
 ) -> None:
-    fits = _fat32("appliance.fat32", "fits")
-    required = _fat32("appliance.fat32", "required_capacity")
     for index, tier in enumerate(view.effective_tiers()):
         entries = [e for e in view.tier_files(index) if e.size <= FAT_MAX_FILE]
         tree = ContentTree(
             tuple(ContentFile(e.parts, files[e.path].path, e.size) for e in entries), ()
         )
         try:
-            need = int(required(tree, options))
+            need = fat32.required_capacity(tree, options)
         except LayoutError as exc:
             report.errors.append(f"tier {tier.name!r}: cannot be laid out: {exc}")
             continue
@@ -310,7 +303,7 @@ def tier_problems(
             )
             continue
         usable = usable_capacity(tier.min_capacity, headroom)
-        if not fits(tree, usable, options):
+        if not tier_fits(tree, tier.min_capacity, headroom, default_fits(), options):
             report.errors.append(
                 f"tier {tier.name!r}: {format_size(tree.total_bytes)} of files needs "
                 f"{format_size(need)} with the filesystem, more than its minimum "

@@ -15,12 +15,12 @@ engine then reads the content once for all of them.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from appliance import fat32
 from appliance.content.manifest import Tier
 from appliance.fat32.plan import ContentTree
 from appliance.units import format_size
@@ -39,26 +39,33 @@ class TierSource(Protocol):
     def content_tree(self, tier_index: int) -> ContentTree: ...
 
 
-def _fat32(name: str) -> Any:
-    """A function of the layout compiler (looked up late: it is merged separately)."""
-    module = importlib.import_module("appliance.fat32")
-    return getattr(module, name)
-
-
 def default_fits() -> Fits:
-    fits = _fat32("fits")
-
     def call(tree: ContentTree, capacity: int, options: Any) -> bool:
-        return bool(fits(tree, capacity, options))
+        return fat32.fits(tree, capacity, options)
 
     return call
 
 
 def usable_capacity(capacity: int, headroom: float) -> int:
-    """Bytes a tier may fill on a target of ``capacity`` bytes."""
+    """Capacity a tier must fit in on a target of ``capacity`` bytes.
+
+    ``capacity`` less ``headroom``, but never below FAT32's smallest volume
+    (64 MiB, itself mostly slack for small content): headroom is waived there
+    rather than making the smallest drives useless.
+    """
     if not 0.0 <= headroom < 1.0:
         raise ValueError(f"headroom {headroom} must be in [0, 1)")
-    return math.floor(capacity * (1.0 - headroom))
+    return max(math.floor(capacity * (1.0 - headroom)), min(capacity, fat32.MIN_CAPACITY))
+
+
+def tier_fits(
+    tree: ContentTree, capacity: int, headroom: float, fits: Fits, options: Any = None
+) -> bool:
+    """The tree fits the real capacity, and the capacity less headroom."""
+    usable = usable_capacity(capacity, headroom)
+    if not fits(tree, usable, options):
+        return False
+    return usable == capacity or fits(tree, capacity, options)
 
 
 @dataclass(frozen=True)
@@ -93,12 +100,11 @@ def choose_tier(
 ) -> int | None:
     """Index of the tier for a target of ``capacity`` real bytes, or None if none fits."""
     fits = fits or default_fits()
-    usable = usable_capacity(capacity, headroom)
     tiers = source.tiers()
     for index in range(len(tiers) - 1, -1, -1):
         if tiers[index].min_capacity > capacity:
             continue
-        if fits(source.content_tree(index), usable, options):
+        if tier_fits(source.content_tree(index), capacity, headroom, fits, options):
             return index
     return None
 
@@ -161,5 +167,5 @@ class PlainFolder:
         if tier_index != 0:
             raise IndexError(tier_index)
         if self._tree is None:
-            self._tree = _fat32("scan_content")(self.root, warn=self._warn)
+            self._tree = fat32.scan_content(self.root, warn=self._warn)
         return self._tree
