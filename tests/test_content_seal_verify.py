@@ -276,3 +276,40 @@ def test_tier_naming_unknown_item_refused(
     rc = main(["content", "seal", str(root), "--key", str(private), "--tiers", str(tiers)])
     assert rc == 1
     assert "'nope', which is not in the pack" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads anything")
+def test_seal_unreadable_file_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree(tmp_path / "pack")
+    private, _ = make_key(tmp_path)
+    (root / "읽어 보세요.txt").chmod(0)
+    assert main(["content", "seal", str(root), "--key", str(private)]) == 1
+    assert "읽어 보세요.txt: cannot be read" in capsys.readouterr().err
+
+
+def test_seal_read_only_folder_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.content import seal as seal_module
+
+    root = make_tree(tmp_path / "pack")
+    private, _ = make_key(tmp_path)
+
+    def refuse(path: Path, data: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(seal_module, "_atomic_write", refuse)
+    assert main(["content", "seal", str(root), "--key", str(private)]) == 1
+    assert "cannot write the manifest (Read-only file system)" in capsys.readouterr().err
+
+
+def test_preflight_names_missing_without_hashing(sealed: tuple[Path, Path, Path]) -> None:
+    from appliance.content import VerifyFailed
+
+    root, _, public = sealed
+    (root / "English" / "udhr.txt").unlink()
+    pack = open_pack(root, keys.load_trusted([public]))
+    with pytest.raises(VerifyFailed, match=r"missing: English/udhr\.txt"):
+        pack.preflight()

@@ -113,6 +113,15 @@ class Pack:
         problems.extend(f"unusable: {odd}" for odd in self.listing.odd)
         return problems
 
+    def preflight(self) -> None:
+        """Refuse at once what needs no hashing to see: missing, extra or resized files.
+
+        For ``flashstation load``: file contents are then checked as they stream.
+        """
+        problems = self.problems_without_hashing()
+        if problems:
+            raise VerifyFailed(problems)
+
     def verify(
         self,
         *,

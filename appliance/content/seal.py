@@ -123,7 +123,10 @@ def seal(
     entries = []
     for rel in paths:
         disk = listing.files[rel]
-        digest, size = hash_file(disk.path, "blake3", progress=step)
+        try:
+            digest, size = hash_file(disk.path, "blake3", progress=step)
+        except OSError as exc:
+            raise PackError(f"{rel}: cannot be read ({exc.strerror})") from exc
         if size != disk.size:
             raise PackError(f"{rel}: changed size while being sealed; try again")
         entries.append(FileEntry(rel, size, "blake3", digest))
@@ -138,8 +141,11 @@ def seal(
     data = manifest.to_yaml()
     manifest_path = root / MANIFEST_NAME
     sig_path = root / SIGNATURE_NAME
-    _atomic_write(manifest_path, data)
-    _atomic_write(sig_path, sign(key, data))
+    try:
+        _atomic_write(manifest_path, data)
+        _atomic_write(sig_path, sign(key, data))
+    except OSError as exc:
+        raise PackError(f"{root}: cannot write the manifest ({exc.strerror})") from exc
     warnings = [
         f"{e.path}: in no tier, so it is verified but never loaded" for e in manifest.untiered()
     ]
