@@ -177,7 +177,18 @@ def check_command(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise UsageError(f"{args.dir}: not a folder")
     tiers_raw = read_tiers_file(args.tiers).tiers_raw if args.tiers else None
-    report = check_pack(args.dir, headroom=headroom, tiers_raw=tiers_raw, probe=not args.no_probe)
+    with tqdm(desc="probing", unit=" files", file=sys.stderr, leave=False, disable=None) as bar:
+
+        def tick(_path: str) -> None:
+            bar.update(1)
+
+        report = check_pack(
+            args.dir,
+            headroom=headroom,
+            tiers_raw=tiers_raw,
+            probe=not args.no_probe,
+            progress=tick,
+        )
     for note in report.notes:
         print(f"note: {note}")
     for warning in report.warnings:
