@@ -148,7 +148,42 @@ class _Shape:
         return dirs + sum(-(-f.size // cluster_size) for f in self.files)
 
 
-def _describe_need(shape: _Shape, cluster_size: int) -> str:
+class _Need:
+    """Cluster needs of a tree for any cluster size: what fits/required_capacity use.
+
+    Kept for the last few trees (by identity) so that asking about many
+    capacities, as tier planning does, costs one walk of the tree.
+    """
+
+    def __init__(self, shape: _Shape) -> None:
+        self.dir_bytes = array("Q", shape.dir_bytes)
+        self.sizes = array("Q", (f.size for f in shape.files))
+        self.content_bytes = shape.content_bytes
+        self._clusters: dict[int, int] = {}
+
+    def clusters(self, cluster_size: int) -> int:
+        found = self._clusters.get(cluster_size)
+        if found is None:
+            dirs = sum(max(1, -(-b // cluster_size)) for b in self.dir_bytes)
+            found = dirs + sum(-(-size // cluster_size) for size in self.sizes)
+            self._clusters[cluster_size] = found
+        return found
+
+
+_NEEDS: list[tuple[ContentTree, bool, _Need]] = []
+
+
+def _need(tree: ContentTree, label: bool) -> _Need:
+    for known, known_label, need in _NEEDS:
+        if known is tree and known_label == label:
+            return need
+    need = _Need(_Shape(tree, label))
+    _NEEDS.append((tree, label, need))
+    del _NEEDS[:-4]
+    return need
+
+
+def _describe_need(shape: _Shape | _Need, cluster_size: int) -> str:
     return format_size(shape.clusters(cluster_size) * cluster_size)
 
 
@@ -389,8 +424,8 @@ def fits(tree: ContentTree, capacity: int, options: LayoutOptions | None = None)
         geometry = geometry_for(capacity, options.cluster_size)
     except CapacityTooSmall:
         return False
-    shape = _Shape(tree, _label(options) is not None)
-    return shape.clusters(geometry.cluster_size) <= geometry.cluster_count
+    need = _need(tree, _label(options) is not None)
+    return need.clusters(geometry.cluster_size) <= geometry.cluster_count
 
 
 def required_capacity(tree: ContentTree, options: LayoutOptions | None = None) -> int:
@@ -400,7 +435,7 @@ def required_capacity(tree: ContentTree, options: LayoutOptions | None = None) -
     can need more space for many small files; this is the smallest that fits.
     """
     options = options or LayoutOptions()
-    shape = _Shape(tree, _label(options) is not None)
+    shape = _need(tree, _label(options) is not None)
     # (sectors per cluster, partition sizes it applies to: (lower, limit]]
     bands: list[tuple[int, int, int]] = []
     if options.cluster_size is not None:
