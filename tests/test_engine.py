@@ -199,7 +199,7 @@ def test_observer_sees_every_byte_once_even_with_tiers(tmp_path: Path, content) 
     for path, size in content:
         if size:
             assert bytes(obs.seen[path]) == path.read_bytes()
-    assert len(obs.done) == len(set(obs.done)) == sum(1 for _, s in content if s)
+    assert len(obs.done) == len(set(obs.done)) == len(content)  # empty files too
     assert batch.source_bytes_read == sum(s for _, s in content)
     assert (tmp_path / "b.img").read_bytes() == expected_image(TinyPlan(16 * MiB, small_tier))
 
@@ -289,3 +289,62 @@ def test_skip_zero_chunks_reads_instead_of_writing_zero_areas(tmp_path: Path, co
     assert r.ok, r.reason
     assert r.bytes_written < 10 * MiB
     assert path.read_bytes() == expected_image(TinyPlan(size, content))
+
+
+def _checker(content: list[tuple[Path, int]]):  # type: ignore[no-untyped-def]
+    from appliance.content.hashing import digest_bytes
+    from appliance.content.manifest import FileEntry
+    from appliance.content.stream import StreamChecker
+
+    return StreamChecker(
+        (p, FileEntry(p.name, size, "blake3", digest_bytes(p.read_bytes()))) for p, size in content
+    )
+
+
+def test_content_stream_checker_as_observer_passes_intact_content(tmp_path: Path, content) -> None:
+    checker = _checker(content)
+    imgs = [make_image(tmp_path / f"t{i}.img", 16 * MiB) for i in range(2)]
+    batch = start_batch([Job(p, TinyPlan(16 * MiB, content)) for p in imgs], OPTS, observer=checker)
+    assert all(r.ok for r in batch.wait(60))
+    assert checker.files_checked == len(content)  # empty files included
+    assert checker.bytes_checked == sum(s for _, s in content)
+
+
+def test_content_stream_checker_failure_leaves_drives_blank(tmp_path: Path, content) -> None:
+    checker = _checker(content)
+    victim = content[0][0]
+    data = bytearray(victim.read_bytes())
+    data[1000] ^= 1  # the SSD rotted after the pack was verified
+    victim.write_bytes(bytes(data))
+    imgs = [make_image(tmp_path / f"t{i}.img", 16 * MiB) for i in range(2)]
+    batch = start_batch([Job(p, TinyPlan(16 * MiB, content)) for p in imgs], OPTS, observer=checker)
+    results = batch.wait(60)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all(f"content SSD damaged: {victim.name}" in r.reason for r in results)
+    for p in imgs:
+        assert sector0(p) == bytes(512)
+
+
+def test_sigint_cancels_the_cli_cleanly(tmp_path: Path, content) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    imgs = [make_image(tmp_path / f"s{i}.img", 2048 * MiB) for i in range(2)]
+    root = content[0][0].parent
+    args = [sys.executable, "-m", "appliance", "load", "--content", str(root), "--json"]
+    for p in imgs:
+        args += ["--target", str(p)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and os.stat(imgs[0]).st_blocks * 512 < 32 * MiB:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "cancelling" in err
+    rows = [__import__("json").loads(line) for line in out.splitlines()]
+    assert [r["status"] for r in rows] == ["cancelled", "cancelled"]
+    for p in imgs:
+        assert sector0(p)[510:512] != b"\x55\xaa"

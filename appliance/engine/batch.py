@@ -456,8 +456,6 @@ class Batch:
             files = []
             for planned in job.plan.files:
                 src = planned.file.source
-                if planned.file.size == 0:
-                    continue
                 known = sizes.setdefault(src, planned.file.size)
                 if known != planned.file.size:
                     raise ValueError(f"plans disagree about the size of {src}")
