@@ -16,6 +16,9 @@ CORPUS = Path(__file__).parent / "fixtures" / "udev"
 
 # file -> (expected verdict, rule, size the source reports in bytes or None, mounted)
 EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
+    "acasis-quad-sata-hat-pi4-uas.udev": ("ignore", "disk_model", 2 * 1000**4, False),
+    "amazon-fire-tablet-usb-device.udev": ("ignore", "not_block", None, False),
+    "asmedia-sata-bridge-usb-device.udev": ("ignore", "not_block", None, False),
     "buffalo-stick-pi2-hub.udev": ("target", "usb_flash", 512 * 1000**2, False),
     "genesys-card-reader-with-card.udev": ("target", "usb_flash", None, False),
     "hgst-hdd-jmicron-lun2.udev": ("ignore", "disk_model", 6 * 1000**4, False),
@@ -28,6 +31,7 @@ EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
     "pny-usb2-fd-stick.udev": ("target", "usb_flash", 31405824 * 512, False),
     "rtsx-pci-sd-mmcblk0.udev": ("ignore", "not_usb", 64 * 1000**3, False),
     "rtsx-usb-sd-partition.udev": ("ignore", "partition", None, False),
+    "sandisk-cruzer-slide-partition-2009.udev": ("ignore", "partition", 2006825 * 1024, False),
     "sandisk-sata-ssd-internal.udev": ("ignore", "not_usb", 500 * 1000**3, False),
     "transcend-jetflash-partial.udev": ("ignore", "partition", None, False),
     "tsstcorp-bd-usb-optical.udev": ("ignore", "optical", None, False),

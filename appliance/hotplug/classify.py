@@ -284,7 +284,7 @@ def rule_spinning(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
 def rule_disk_model(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
     vendor_id = _lookup(DISK_VENDOR_IDS, dev)
     if vendor_id:
-        return Verdict.IGNORE, f"an external disk ({vendor_id}), not a stick"
+        return Verdict.IGNORE, f"an external disk (USB id of {vendor_id}), not a stick"
     model = dev.get("ID_MODEL")
     if _vendor_word(dev) in _DISK_VENDORS or (model and _DISK_MODEL.match(model)):
         return Verdict.IGNORE, f"an external hard disk or SSD ({dev.label()})"
