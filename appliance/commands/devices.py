@@ -79,6 +79,7 @@ def list_command(args: argparse.Namespace) -> int:
     classifier = Classifier(
         Context(config=config.hotplug, system_devices=system, system_ports=ports)
     )
+    learned = config.hotplug.slots
     rows = []
     for dev in devices:
         decision = classifier.classify(dev)
@@ -88,6 +89,7 @@ def list_command(args: argparse.Namespace) -> int:
                 "size": dev.size,
                 "model": dev.label(),
                 "port": dev.usb_port,
+                "slot": learned.get(dev.usb_port or ""),
                 **decision.as_dict(),
             }
         )
@@ -100,10 +102,11 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    headers = ("DEVICE", "SIZE", "VERDICT", "RULE", "REASON")
+    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON")
     cells = [
         (
             str(r["device"]),
+            "-" if r["slot"] is None else str(r["slot"]),
             "?" if r["size"] is None else format_size(int(r["size"])),
             str(r["verdict"]),
             str(r["rule"]),
