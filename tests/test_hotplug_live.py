@@ -149,3 +149,22 @@ def test_pyudev_monitor_thread_starts_and_stops_at_once() -> None:
     assert not monitor.running
     assert time.monotonic() - started < 2  # woken by the self-pipe, not a udev event
     assert all(isinstance(e, DriveArrived) for e in received)
+
+
+def test_media_polling_only_on_removable_disks_with_polling_off(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from appliance.hotplug.sysinfo import enable_media_polling
+
+    root = Path(str(tmp_path))
+    for name, removable, poll in (("sda", "1", "-1"), ("sdb", "0", "-1"), ("sdc", "1", "500")):
+        base = root / "class" / "block" / name
+        base.mkdir(parents=True)
+        (base / "removable").write_text(removable + "\n")
+        (base / "events_poll_msecs").write_text(poll + "\n")
+    assert enable_media_polling("sda", root) is True
+    assert (root / "class/block/sda/events_poll_msecs").read_text() == "2000"
+    assert enable_media_polling("sdb", root) is False
+    assert enable_media_polling("sdc", root) is False
+    assert (root / "class/block/sdc/events_poll_msecs").read_text().strip() == "500"
+    assert enable_media_polling("sdz", root) is False
