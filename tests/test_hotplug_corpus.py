@@ -18,6 +18,7 @@ CORPUS = Path(__file__).parent / "fixtures" / "udev"
 EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
     "acasis-quad-sata-hat-pi4-uas.udev": ("ignore", "disk_model", 2 * 1000**4, False),
     "amazon-fire-tablet-usb-device.udev": ("ignore", "not_block", None, False),
+    "asmedia-asm2464-nvme-enclosure.udev": ("ignore", "ata_bridge", None, False),
     "asmedia-sata-bridge-usb-device.udev": ("ignore", "not_block", None, False),
     "buffalo-stick-pi2-hub.udev": ("target", "usb_flash", 512 * 1000**2, False),
     "genesys-card-reader-with-card.udev": ("target", "usb_flash", None, False),
@@ -32,6 +33,7 @@ EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
     "pny-usb2-fd-stick.udev": ("target", "usb_flash", 31405824 * 512, False),
     "rtsx-pci-sd-mmcblk0.udev": ("ignore", "not_usb", 64 * 1000**3, False),
     "rtsx-usb-sd-partition.udev": ("ignore", "partition", None, False),
+    "sabrent-via-sata-adapter.udev": ("ignore", "ata_bridge", None, False),
     "sandisk-cruzer-slide-partition-2009.udev": ("ignore", "partition", 2006825 * 1024, False),
     "sandisk-usb-key-2007-udevmonitor.udev": ("target", "usb_flash", None, False),
     "sandisk-sata-ssd-internal.udev": ("ignore", "not_usb", 500 * 1000**3, False),
