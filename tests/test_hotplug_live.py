@@ -168,3 +168,24 @@ def test_media_polling_only_on_removable_disks_with_polling_off(tmp_path: object
     assert enable_media_polling("sdc", root) is False
     assert (root / "class/block/sdc/events_poll_msecs").read_text().strip() == "500"
     assert enable_media_polling("sdz", root) is False
+
+
+def test_devices_watch_prints_events_from_a_fake_hub(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appliance.commands import devices
+
+    hub = FakeHub()
+    hub.plug("1.1")
+    hub.plug("1.2", interfaces=":080650:030101:")
+    monkeypatch.setattr(devices, "make_watch_source", lambda: hub.source)
+    assert main(["devices", "watch", "--json", "--seconds", "0.5"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["event"], r["slot"]) for r in rows] == [
+        ("drive_arrived", 1),
+        ("device_rejected", 2),
+        ("drive_arrived", 2),
+    ]
+    assert rows[0]["verdict"] == "target" and rows[2]["rule"] == "composite"
+    assert "not a plain storage device" in rows[1]["message"]
+    assert all("FAKE0000" not in json.dumps(r) for r in rows)  # no serial
