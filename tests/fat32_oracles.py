@@ -78,6 +78,15 @@ def sevenzip_extract(image: Path, out: Path) -> Path:
     return out
 
 
+def sevenzip_list(image: Path) -> str:
+    """``7z l -slt``: every entry with its times and attributes."""
+    if SEVEN_ZIP is None:
+        pytest.skip("7-Zip not installed")
+    return subprocess.run(
+        [SEVEN_ZIP, "l", "-slt", str(image)], check=True, capture_output=True, text=True, env=ENV
+    ).stdout
+
+
 def mdir_names(image: Path, path: str = "::/") -> list[str]:
     """Long names mtools lists in one directory."""
     result = subprocess.run(

@@ -78,3 +78,10 @@ def test_content_larger_than_capacity(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_bad_size_is_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make-image", "--content", str(tmp_path), "--capacity", "8XB", "o.img"]) == 2
     assert "unknown size unit" in capsys.readouterr().err
+
+
+def test_demo_builds_and_checks_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "세계인권선언 제1조.txt" in out
+    assert "fsck.fat -n: exit status 0" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.fat32 import LayoutOptions, compile_plan, scan_content, write_image
-from tests.fat32_oracles import assert_readers_agree, mdir_names
+from tests.fat32_oracles import (
+    ENV,
+    assert_readers_agree,
+    mcopy_extract,
+    mdir_names,
+    sevenzip_list,
+)
 
 MiB = 1024 * 1024
 
@@ -75,30 +83,32 @@ def test_directory_of_2000_entries(tmp_path: Path) -> None:
     assert_readers_agree(image, src, tmp_path)
 
 
-def test_label_and_fixed_times(tmp_path: Path) -> None:
+def test_label_fixed_times_and_plain_attributes(tmp_path: Path) -> None:
     src = tmp_path / "src"
     put(src, "a/b.txt", b"x")
     put(src, "c.txt", b"y")
-    for i, path in enumerate([src / "a/b.txt", src / "c.txt", src / "a"]):
+    (src / "빈").mkdir()
+    for i, path in enumerate([src / "a/b.txt", src / "c.txt", src / "a", src / "빈"]):
         os.utime(path, (1_600_000_000 + i * 86400 * 37, 1_500_000_000 + i * 86400 * 91))
     when = datetime(2021, 3, 4, 5, 6, 8)
     image = build(src, tmp_path / "e.img", label="Films", timestamp=when)
     assert_readers_agree(image, src, tmp_path)
-    out = tmp_path / "x"
-    from tests.fat32_oracles import mcopy_extract
-
-    mcopy_extract(image, out)
-    expected = when.timestamp()
-    for path in [out / "a/b.txt", out / "c.txt", out / "a"]:
-        assert path.stat().st_mtime == expected
-    import subprocess
-
-    from tests.fat32_oracles import ENV
-
+    out = mcopy_extract(image, tmp_path / "x")
+    for path in [out / "a/b.txt", out / "c.txt", out / "a", out / "빈"]:
+        assert path.stat().st_mtime == when.timestamp()
     text = subprocess.run(
         ["mdir", "-i", f"{image}@@1M", "::/"], capture_output=True, text=True, env=ENV
     ).stdout
     assert "Volume in drive : is FILMS" in text
+    listing = sevenzip_list(image)
+    fat_part = listing.split("----------", 1)[1]
+    stamps = re.findall(r"^(Modified|Created|Accessed) = (.*)$", fat_part, re.M)
+    assert len(stamps) == 3 * 4  # a, a/b.txt, c.txt and 빈
+    for kind, value in stamps:
+        expected = "2021-03-04" if kind == "Accessed" else "2021-03-04 05:06:08"
+        assert value.startswith(expected), (kind, value)
+    attributes = re.findall(r"^Attributes = (.*)$", fat_part, re.M)
+    assert set(attributes) <= {"D", "A"}, attributes
 
 
 NAME = st.text(

@@ -133,3 +133,13 @@ def test_plan_for_256_gb_is_lazy_and_fast() -> None:
     assert literal < 10 * MiB  # the FATs' used part and directories only
     assert grown_kib < 64 * 1024
     assert elapsed < 30
+
+
+def test_bytes_to_write_matches_extents() -> None:
+    from appliance.fat32.plan import Zeros as Z
+
+    tree = synthetic(700, 3333)
+    for capacity in (64 * MiB, 20 * GB):
+        plan = compile_plan(tree, capacity)
+        counted = sum(e.length for e in plan.extents() if not isinstance(e.source, Z))
+        assert plan.bytes_to_write() == counted

@@ -30,6 +30,7 @@ import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from appliance.fat32 import names, structures
 from appliance.fat32.geometry import (
@@ -73,11 +74,13 @@ def _natural_key(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
     return key, name
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Dir:
     rel: tuple[str, ...]
+    parent: _Dir | None = None
     subdirs: list[_Dir] = field(default_factory=list)
     files: list[ContentFile] = field(default_factory=list)
+    file_start: int = 0  # index of this directory's first file in data order
     first_cluster: int = 0
     clusters: int = 0
 
@@ -93,9 +96,10 @@ def _build(tree: ContentTree) -> _Dir:
     def get(rel: tuple[str, ...]) -> _Dir:
         node = by_rel.get(rel)
         if node is None:
-            node = _Dir(rel)
+            parent = get(rel[:-1])
+            node = _Dir(rel, parent)
             by_rel[rel] = node
-            get(rel[:-1]).subdirs.append(node)
+            parent.subdirs.append(node)
         return node
 
     for d in tree.dirs:
@@ -131,7 +135,10 @@ class _Shape:
         self.dir_bytes = [
             32 * dir_entry_count(d.entry_names(), root=not d.rel, label=label) for d in self.dirs
         ]
-        self.files = [f for d in self.dirs for f in d.files]
+        self.files: list[ContentFile] = []
+        for d in self.dirs:
+            d.file_start = len(self.files)
+            self.files.extend(d.files)
         self.content_bytes = sum(f.size for f in self.files)
 
     def clusters(self, cluster_size: int) -> int:
@@ -141,6 +148,29 @@ class _Shape:
 
 def _describe_need(shape: _Shape, cluster_size: int) -> str:
     return format_size(shape.clusters(cluster_size) * cluster_size)
+
+
+class _PlannedFiles(Sequence[PlannedFile]):
+    """:attr:`FatPlan.files`, built on access from the compact cluster array."""
+
+    def __init__(self, files: list[ContentFile], clusters: array[int], geometry: Geometry):
+        self._files = files
+        self._clusters = clusters
+        self._geometry = geometry
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedFile: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PlannedFile]: ...
+    def __getitem__(self, index: int | slice) -> PlannedFile | list[PlannedFile]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        f = self._files[index]
+        cluster = self._clusters[index]
+        return PlannedFile(f, self._geometry.cluster_offset(cluster) if cluster else 0)
 
 
 class FatPlan:
@@ -171,25 +201,33 @@ class FatPlan:
             node.clusters = max(1, -(-nbytes // cs))
             cluster += node.clusters
             chain_ends.append(cluster - 1)
-        self._first_cluster: dict[tuple[str, ...], int] = {}
-        planned: list[PlannedFile] = []
-        for node in shape.dirs:
-            self._first_cluster[node.rel] = node.first_cluster
+        # Compact arrays, not objects per file: a plan for 100 000 files stays small.
+        file_clusters = array("I")
         for f in shape.files:
             count = -(-f.size // cs)
             if count:
-                self._first_cluster[f.relpath] = cluster
-                planned.append(PlannedFile(f, geometry.cluster_offset(cluster)))
+                file_clusters.append(cluster)
                 cluster += count
                 chain_ends.append(cluster - 1)
             else:
-                self._first_cluster[f.relpath] = 0
-                planned.append(PlannedFile(f, 0))
-        self.files: Sequence[PlannedFile] = planned
-        self._chain_ends = chain_ends
+                file_clusters.append(0)
+        self._file_clusters = file_clusters
+        self.files: Sequence[PlannedFile] = _PlannedFiles(shape.files, file_clusters, geometry)
+        self._chain_ends = array("I", chain_ends)
         self.used_clusters = cluster - 2
         self.next_free = cluster  # first free cluster
         self.free_clusters = geometry.cluster_count - self.used_clusters
+
+    def bytes_to_write(self) -> int:
+        """Bytes of all non-zero extents (literal and file data), without generating them."""
+        dirs = sum(node.clusters for node in self._shape.dirs) * self.cluster_size
+        return (
+            SECTOR
+            + 4 * SECTOR  # boot sector + FSInfo, twice
+            + NUM_FATS * 4 * self.next_free
+            + dirs
+            + self._shape.content_bytes
+        )
 
     # -- fixed sectors ---------------------------------------------------------
     @property
@@ -200,8 +238,10 @@ class FatPlan:
         return structures.boot_sector(self.geometry, self.volume_serial, self.label)
 
     def fsinfo(self) -> bytes:
-        hint = self.next_free if self.free_clusters > 0 else 0xFFFFFFFF
-        return structures.fsinfo(self.free_clusters, hint)
+        # The last allocated cluster: Microsoft's drivers start searching *at* the
+        # hint, Linux's *after* it; this value is right for both (and is what
+        # Windows and mkfs.fat write on an empty volume: 2, the root directory).
+        return structures.fsinfo(self.free_clusters, self.next_free - 1)
 
     # -- lazy regions ---------------------------------------------------------
     def fat_chunk(self, first: int, end: int) -> bytes:
@@ -223,8 +263,8 @@ class FatPlan:
         """The whole directory ``node`` (padded with zeros to its clusters)."""
         stamp = self._stamp
         out = bytearray()
-        if node.rel:
-            parent = self._first_cluster[node.rel[:-1]] if len(node.rel) > 1 else 0
+        if node.parent is not None:
+            parent = node.parent.first_cluster if node.parent.parent is not None else 0
             out += structures.dir_entry(
                 b".          ", structures.ATTR_DIRECTORY, node.first_cluster, 0, stamp
             )
@@ -234,9 +274,10 @@ class FatPlan:
         children: list[tuple[str, int, int, int]] = [
             (d.rel[-1], structures.ATTR_DIRECTORY, d.first_cluster, 0) for d in node.subdirs
         ]
+        clusters = self._file_clusters
         children += [
-            (f.relpath[-1], structures.ATTR_ARCHIVE, self._first_cluster[f.relpath], f.size)
-            for f in node.files
+            (f.relpath[-1], structures.ATTR_ARCHIVE, clusters[node.file_start + i], f.size)
+            for i, f in enumerate(node.files)
         ]
         shorts = names.ShortNames()
         exact = [names.exact_short(name) for name, *_ in children]

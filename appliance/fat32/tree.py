@@ -196,7 +196,9 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
         check_directory(rel, kept, root=not rel)
 
     walk(real_root, ())
-    return ContentTree(tuple(files), tuple(dirs))
+    tree = ContentTree(tuple(files), tuple(dirs))
+    _remember_valid(tree)
+    return tree
 
 
 def _kind(mode: int) -> str:
@@ -209,8 +211,25 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
+#: Trees already known to pass the checks (by identity; the last few only), so
+#: compile_plan / fits / required_capacity do not repeat them on every call.
+_KNOWN_VALID: list[ContentTree] = []
+
+
+def _remember_valid(tree: ContentTree) -> None:
+    _KNOWN_VALID.append(tree)
+    del _KNOWN_VALID[:-4]
+
+
 def validate_tree(tree: ContentTree) -> None:
     """The checks of :func:`scan_content` for a tree built by other code."""
+    if any(known is tree for known in _KNOWN_VALID):
+        return
+    _validate(tree)
+    _remember_valid(tree)
+
+
+def _validate(tree: ContentTree) -> None:
     children: dict[tuple[str, ...], list[str]] = {(): []}
     for d in sorted(set(tree.dirs)):
         for depth in range(1, len(d) + 1):
