@@ -61,6 +61,29 @@ class ContentConfig:
     )
 
 
+#: Every classifier rule of ``appliance.hotplug.classify``, in the default order.
+HOTPLUG_RULES = (
+    "not_block",
+    "partition",
+    "system_device",
+    "content",
+    "mounted",
+    "system_usb_path",
+    "not_usb",
+    "virtual_media",
+    "optical",
+    "ata_bridge",
+    "spinning",
+    "disk_model",
+    "composite",
+    "no_media",
+    "card_reader",
+    "too_small",
+    "too_large",
+    "usb_flash",
+)
+
+
 @dataclass(frozen=True)
 class HotplugConfig:
     min_size: Size = field(
@@ -74,6 +97,14 @@ class HotplugConfig:
     )
     slots: dict[str, int] = field(
         default_factory=dict, metadata=doc("USB port path -> slot number (slots learn)")
+    )
+    rules: list[str] = field(
+        default_factory=lambda: list(HOTPLUG_RULES),
+        metadata=doc("classifier rules in order; the first match decides"),
+    )
+    usb_policy: bool = field(
+        default=True,
+        metadata=doc("de-authorise USB devices that are not hubs or plain mass storage"),
     )
 
 
