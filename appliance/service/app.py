@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from appliance.config import StationConfig
+from appliance.config.loader import ConfigProblem
 from appliance.service.interface import Station
 from appliance.service.ledger import Ledger, Totals
 from appliance.service.notify import Notifier
@@ -57,7 +58,9 @@ class ServiceContext:
     config: StationConfig
     ledger: Ledger
     stagger: Stagger  # call ``wait_turn()`` before each job starts writing
-    config_error: tuple[str, str] | None  # (title, detail) to show, or None
+    config_problem: ConfigProblem | None  # the first problem of a bad config file, or None
+    config_source: str  # "files", "last good" or "defaults"
+    salt: bytes  # the station's salt (hotplug's drive ids use the ledger's salt)
 
     def totals(self, since: datetime | None = None) -> Totals:
         """The statistics screen's numbers (since start of the ledger, or ``since``)."""
@@ -138,7 +141,9 @@ class Service:
             self.config,
             self.ledger,
             Stagger(self.config.service.stagger),
-            self.loaded.error_screen(),
+            self.loaded.first_problem,
+            self.loaded.source,
+            self.ledger.salt,
         )
         build = self.station_factory(context)
         self.station = build.station
@@ -147,8 +152,8 @@ class Service:
 
         def start_station() -> None:
             station.start()
-            if context.config_error:
-                station.show_error(*context.config_error)
+            if context.config_problem is not None:
+                station.show_config_error(context.config_problem, context.config_source)
 
         return [*build.parts, Component("station", start_station, station.stop)]
 

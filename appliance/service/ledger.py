@@ -124,6 +124,8 @@ _FORMATS: dict[str, str] = {
 
 # Reason codes: the first pattern that matches a (lower-cased) reason wins.
 _REASON_CODES: tuple[tuple[str, str], ...] = (
+    ("content damaged", "content damaged"),
+    ("content removed", "content removed"),
     ("fake capacity", "fake capacity"),
     ("write-protect", "write-protected"),
     ("read-only", "write-protected"),
@@ -329,6 +331,11 @@ class Ledger:
             row = self._db.execute("SELECT value FROM meta WHERE key='station_id'").fetchone()
         return str(row[0])
 
+    @property
+    def salt(self) -> bytes:
+        """The station's salt, for other per-station ids (never written anywhere else)."""
+        return self._salt
+
     def hash_serial(self, serial: str) -> str:
         return drive_hash(self._salt, serial)
 
@@ -405,7 +412,8 @@ class Ledger:
             db.execute(
                 "UPDATE jobs SET state=?, reason_code=?, reason=?, ended=?, seconds_probe=?, "
                 "seconds_write=?, seconds_verify=?, seconds_commit=?, seconds_total=?, "
-                "bytes_written=?, bytes_verified=? WHERE id=? AND state='running'",
+                "bytes_written=?, bytes_verified=?, tier=COALESCE(?, tier) "
+                "WHERE id=? AND state='running'",
                 (
                     event.result,
                     code,
@@ -418,6 +426,7 @@ class Ledger:
                     total,
                     int(event.bytes_written),
                     int(event.bytes_verified),
+                    event.tier,
                     row,
                 ),
             )
