@@ -241,6 +241,9 @@ class Service:
                 self._dump_requested.clear()
                 self.dump_state()
             self.stop_requested.wait(self.loop_period)
+        if self._dump_requested.is_set():  # SIGUSR1 just before SIGTERM: still answered
+            self._dump_requested.clear()
+            self.dump_state()
 
     def dump_state(self) -> None:
         """SIGUSR1: every thread's stack, the station's jobs and the ledger totals."""
