@@ -143,15 +143,17 @@ def test_service_hosts_the_real_station(tmp_path: Path) -> None:
         watcher.emit(ev.DriveArrived(1, 8 * GB, "/dev/sda", "abc"))
         watcher.emit(ev.DriveArrived(2, 8 * GB, "/dev/sdb", "def"))
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 3 and ledger_done(tmp_path) < 1:
+        while time.monotonic() - t0 < 20 and ledger_done(tmp_path) < 1:
             loader.advance(time.monotonic() - t0 + 10)  # simulated time runs ahead
             time.sleep(0.02)
         # the bad config is on the station's screen, the line in systemd's STATUS
         assert "bad config /boot/firmware/flashstation.yaml:3" in host.status_line()
         service.power_reader = lambda: None
         host.set_paused("under-voltage")
-        time.sleep(0.1)
-        assert "under-voltage" in host.status_line()
+        deadline = time.monotonic() + 20
+        while "under-voltage" not in host.status_line():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
     finally:
         service.request_stop()
         thread.join(10)
