@@ -58,7 +58,7 @@ def test_unit(work: Path) -> str:
     )
     text = re.sub(r"^ExecStart=.*$", exec_start, text, flags=re.M)
     text = re.sub(r"^WatchdogSec=.*$", "WatchdogSec=2", text, flags=re.M)
-    text = re.sub(r"^RestartSec=.*$", "RestartSec=0.2", text, flags=re.M)
+    text = re.sub(r"^RestartSec=.*$", "RestartSec=1.5", text, flags=re.M)
     text = re.sub(r"^ReadWritePaths=.*$", f"ReadWritePaths={work}", text, flags=re.M)
     # PrivateTmp would hide the test's folder (pytest's tmp_path is under /tmp)
     text = re.sub(r"^(PrivateTmp)=.*$\n", "", text, flags=re.M)
