@@ -33,7 +33,7 @@ from typing import Any
 from appliance.config import StationConfig
 from appliance.config.loader import ConfigProblem
 from appliance.service.interface import Station
-from appliance.service.ledger import Ledger, Totals
+from appliance.service.ledger import Ledger, LedgerWriter, Totals
 from appliance.service.notify import Notifier
 from appliance.service.power import PowerMonitor, Reader, Stagger, throttled_reader
 from appliance.service.settings import LoadedConfig
@@ -101,6 +101,7 @@ class Service:
         self.stop_requested = threading.Event()
         self._dump_requested = threading.Event()
         self.ledger: Ledger | None = None
+        self.writer: LedgerWriter | None = None
         self.station: Station | None = None
         self.power: PowerMonitor | None = None
         self.watchdog: Watchdog | None = None
@@ -130,8 +131,11 @@ class Service:
 
     def _open_ledger(self) -> None:
         self.ledger = Ledger(self.state_dir, self.config.service.ledger_time_resolution)
+        self.writer = LedgerWriter(self.ledger)
 
     def _close_ledger(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()  # everything the stopping station reported is recorded
         if self.ledger is not None:
             self.ledger.close()
 
@@ -147,7 +151,8 @@ class Service:
         )
         build = self.station_factory(context)
         self.station = build.station
-        self.station.add_listener(self.ledger.record)
+        assert self.writer is not None
+        self.station.add_listener(self.writer.send)
         station = self.station
 
         def start_station() -> None:

@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import re
 import secrets
 import sqlite3
@@ -495,3 +496,36 @@ class Ledger:
     def schema_version(self) -> int:
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+
+class LedgerWriter:
+    """Records station events on its own thread, so the station never waits for an fsync.
+
+    Events go upward without blocking (Mopidy's ``listener.send``): :meth:`send`
+    only queues. :meth:`stop` records everything queued, then ends the thread;
+    the service calls it before closing the ledger. A failing write is logged,
+    never raised into the station.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._queue: queue.SimpleQueue[StationEvent | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger", daemon=True)
+        self._thread.start()
+
+    def send(self, event: StationEvent) -> None:
+        self._queue.put(event)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self.ledger.record(event)
+            except Exception:
+                log.exception("ledger: could not record %r", event)
