@@ -14,7 +14,6 @@ import itertools
 import threading
 from pathlib import Path
 
-from appliance.config.loader import ConfigProblem
 from appliance.service.interface import (
     BatchFinished,
     BatchStarted,
@@ -80,8 +79,8 @@ class FakeStation:
     def set_paused(self, reason: str | None) -> None:
         self.paused = reason
 
-    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
-        self.errors.append((f"bad config, using {using} values", str(problem)))
+    def show_error(self, title: str, detail: str) -> None:
+        self.errors.append((title, detail))
 
     # -- driving it ---------------------------------------------------------------
 
