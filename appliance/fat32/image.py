@@ -5,8 +5,8 @@ zeros extent stays a hole (a 256 GB image of 1 GB of content takes 1 GB of
 disk). File data is copied inside the kernel with ``os.copy_file_range``
 (no trip through Python buffers; ``cp`` does the same), falling back to large
 buffered copies where the kernel or filesystem cannot. The image is written
-under a temporary name and renamed when complete, so a failed run never leaves
-something that looks like a finished image.
+under a temporary name, flushed, and renamed when complete, so a failed run
+(or a power cut) never leaves something that looks like a finished image.
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None
             if progress:
                 done += extent.length
                 progress(done, total)
+        os.fsync(fd)  # on disk before it gets the final name
         os.close(fd)
         fd = -1
         os.replace(tmp, out)
