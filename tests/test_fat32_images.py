@@ -71,6 +71,10 @@ def test_thirty_names_colliding_in_8_3(tmp_path: Path) -> None:
     put(src, "readme2.txt", b"lower case 8.3")
     put(src, "a.b.c.d", b"dots")
     put(src, "name with  spaces.mp3", b"spaces")
+    # equal but for case is fine in different folders (refused within one: test_fat32_scan)
+    put(src, "sub/readme.txt", b"lower")
+    put(src, "SUB2/README.TXT", b"upper")
+    put(src, "Sub3/ReadMe.Txt", b"mixed")
     image = build(src, tmp_path / "c.img")
     assert_readers_agree(image, src, tmp_path)
 
