@@ -77,6 +77,14 @@ def test_thirty_names_colliding_in_8_3(tmp_path: Path) -> None:
     put(src, "Sub3/ReadMe.Txt", b"mixed")
     image = build(src, tmp_path / "c.img")
     assert_readers_agree(image, src, tmp_path)
+    listing = subprocess.run(
+        ["mdir", "-i", f"{image}@@1M", "::/"], capture_output=True, text=True, env=ENV
+    ).stdout
+    shorts = [line[:12] for line in listing.splitlines() if line.endswith(".text")]
+    assert shorts[:4] == [f"LONGFI~{n} TEX" for n in range(1, 5)]
+    hashed = shorts[4:]
+    assert len(hashed) == 26 and len(set(hashed)) == 26
+    assert all(re.fullmatch(r"LO[0-9A-F]{4}~\d TEX", s) for s in hashed), hashed
 
 
 def test_directory_of_2000_entries(tmp_path: Path) -> None:
