@@ -183,3 +183,22 @@ def test_same_tree_same_options_same_bytes(tmp_path: Path) -> None:
     os.utime(src / "b.txt", (1, 1))  # source times never matter
     second = build(src, tmp_path / "2.img", volume_serial=7).read_bytes()
     assert first == second
+
+
+@pytest.mark.parametrize(
+    ("capacity", "cluster_size"),
+    [(9 * 1000**3, 8192), (20 * 1000**3, 16384), (40 * 1000**3, 32768)],
+)
+def test_every_default_cluster_size(tmp_path: Path, capacity: int, cluster_size: int) -> None:
+    src = tmp_path / "src"
+    put(src, "영화/에피소드 01.mp4", os.urandom(cluster_size * 3 + 1))
+    put(src, "영화/빈.txt")
+    put(src, "a.txt", os.urandom(cluster_size))
+    image = build(src, tmp_path / "big.img", capacity)
+    try:
+        from appliance.fat32 import inspect_image
+
+        assert inspect_image(image).cluster_size == cluster_size
+        assert_readers_agree(image, src, tmp_path)
+    finally:
+        image.unlink()
