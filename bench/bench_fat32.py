@@ -54,7 +54,7 @@ def make_content(root: Path) -> int:
         folder.mkdir(parents=True)
         for i in range(100):
             size = (i * 7919 + d * 104729) % (64 * 1024)
-            (folder / f"문서 {i:03d}.txt").write_bytes(block[: size])
+            (folder / f"문서 {i:03d}.txt").write_bytes(block[:size])
             total += size
     return total
 
@@ -101,14 +101,22 @@ def main() -> int:
         )
         written = prebuilt.stat().st_blocks * 512
         cold = drop_caches()
-        print(f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; image {CAPACITY // MiB} MiB, "
-              f"{written / MiB:.0f} MiB allocated")
+        print(
+            f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; image {CAPACITY // MiB} MiB, "
+            f"{written / MiB:.0f} MiB allocated"
+        )
         print("caches dropped before every run" if cold else "warm cache (not root)")
         out = tmp / "out.img"
         times: dict[str, list[float]] = {"make-image": [], "cp": [], "mkfs+mcopy": []}
         commands = {
-            "make-image": [*flashstation, "--content", str(content), "--capacity",
-                           str(CAPACITY), str(out)],
+            "make-image": [
+                *flashstation,
+                "--content",
+                str(content),
+                "--capacity",
+                str(CAPACITY),
+                str(out),
+            ],
             "cp": ["cp", "--sparse=always", str(prebuilt), str(out)],
             "mkfs+mcopy": mkfs_mcopy(content, out),
         }
@@ -118,8 +126,10 @@ def main() -> int:
                 times[name].append(timed(commands[name], out, cold))
         for name, values in times.items():
             best = min(values)
-            print(f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
-                  f"({written / MiB / best:.0f} MiB/s)")
+            print(
+                f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
+                f"({written / MiB / best:.0f} MiB/s)"
+            )
         ratio = statistics.median(times["cp"]) / statistics.median(times["make-image"])
         ref = statistics.median(times["mkfs+mcopy"]) / statistics.median(times["make-image"])
         print(f"make-image throughput / cp --sparse=always: {ratio:.2f} (goal >= 0.90)")

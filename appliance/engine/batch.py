@@ -267,6 +267,7 @@ class _Worker:
             self._blank_probe(probe.offsets)
         wipe_ranges += [(0, QUICK_SPAN), (max(0, cap - QUICK_SPAN), cap)]
         self._check()
+        self.batch.feed.wait_start(self.tid)
         self._enter("write")
         records, head = self._write_pass(wipe_ranges)
         target.flush()

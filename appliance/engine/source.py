@@ -125,6 +125,8 @@ class SourceFeed:
     _failed: str | None = None
     _seq: int = 0  # blocks published so far
     _first_publish: float = 0.0
+    _ready: set[int] = field(default_factory=set)
+    _first_ready: float | None = None
     _taken: dict[int, int] = field(default_factory=dict)  # target -> newest block seq copied
     _thread: threading.Thread | None = None
     primary_reads: int = 0
@@ -345,6 +347,26 @@ class SourceFeed:
             raise SourceFailed(self._failed)
         if tid in self._stopped:
             raise TargetStopped()
+
+    def wait_start(self, tid: int) -> None:
+        """Hold ``tid`` at its write pass until every live target got there (or START_GRACE).
+
+        Probes take different times; starting the content together keeps equal
+        sticks inside the window instead of making the last one a laggard that
+        re-reads everything. A slow prober delays the others by START_GRACE at most.
+        """
+        with self._cv:
+            self._ready.add(tid)
+            if self._first_ready is None:
+                self._first_ready = time.monotonic()
+            self._cv.notify_all()
+            deadline = self._first_ready + START_GRACE
+            while not self._alive <= self._ready:
+                self._check(tid)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
 
     def wait_finished(self, tid: int) -> None:
         """Block until every file was read and accepted by the observer."""
