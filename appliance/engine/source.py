@@ -5,12 +5,15 @@ that suits every plan (:func:`read_order`), hands each block to the optional
 :class:`SourceObserver` and keeps it in a window shared by all targets. A block
 leaves the window as soon as every target that needs it has copied it.
 
-The window is bounded (``budget`` bytes). When it is full the reader waits -
-unless some target is starving (waiting for a block not read yet, or for the
-end of the batch); then the oldest blocks are dropped even though a slow target
-still needs them. That target later reads those bytes from the source itself
-(*catch-up*), counted in ``extra_reads`` and never shown to the observer. So a
-slow stick costs a few extra reads, never the other sticks' time.
+The window is bounded (``budget`` bytes). When it is full the reader waits.
+If some target is starving (waiting for a block not read yet, or for the end of
+the batch) while others still hold the window, the reader gives them
+``LAG_PATIENCE`` seconds; then the holders of the oldest block become
+*laggards* and blocks that only laggards (or starving targets) still need are
+dropped. A laggard re-reads what it missed from the source itself (*catch-up*,
+counted in ``extra_reads`` and never shown to the observer) and rejoins when it
+copies a block near the front again. So a slow stick costs a few extra reads,
+never the other sticks' time, and sticks that drift apart a little cost none.
 
 A failure of the source (``OSError``: SSD removed) or of the observer fails the
 whole batch: every waiting target wakes up and raises :class:`SourceFailed`.
@@ -34,8 +37,10 @@ from appliance.errors import FlashStationError
 log = logging.getLogger(__name__)
 
 
-#: Seconds a target may take to reach its content before the window stops waiting for it.
+#: Seconds a target may take to reach its content before the others start without it.
 START_GRACE = 1.0
+#: Seconds the reader waits for targets holding a full window before it leaves them behind.
+LAG_PATIENCE = 0.5
 
 
 class SourceObserver(Protocol):
@@ -124,16 +129,21 @@ class SourceFeed:
     _finished: bool = False
     _failed: str | None = None
     _seq: int = 0  # blocks published so far
-    _first_publish: float = 0.0
+    _laggards: set[int] = field(default_factory=set)
+    _stall_since: float | None = None
     _ready: set[int] = field(default_factory=set)
     _first_ready: float | None = None
-    _taken: dict[int, int] = field(default_factory=dict)  # target -> newest block seq copied
     _thread: threading.Thread | None = None
     primary_reads: int = 0
     forced_evictions: int = 0
     peak_held: int = 0
 
     # -- life cycle --------------------------------------------------------
+    @property
+    def _rejoin(self) -> int:
+        """A laggard this many blocks from the newest one is back with the others."""
+        return max(1, self.budget // self.block_size // 4)
+
     def start(self, targets: Sequence[int]) -> None:
         self._writing = set(targets)
         self._alive = set(targets)
@@ -240,18 +250,30 @@ class SourceFeed:
                 raise _NobodyLeft()
             pending = self.needers.get(path, set()) & self._writing
             if pending:
+                if self._held + len(data) <= self.budget:
+                    self._stall_since = None  # the window had room: nobody holds it up
                 while pending and self._held + len(data) > self.budget and self._blocks:
                     if self._failed:
                         return
-                    if self._starving and self._evict_for_laggards():
-                        continue
-                    # A timeout only while someone starves: a target that has
-                    # not reached its content becomes a laggard after START_GRACE.
-                    self._cv.wait(START_GRACE / 4 if self._starving else None)
+                    if self._starving:
+                        if self._evict_for_laggards():
+                            continue
+                        # Someone waits for new data but the window stays full
+                        # (held by targets still copying): after LAG_PATIENCE in
+                        # total, the holders of the oldest block become laggards.
+                        now = time.monotonic()
+                        if self._stall_since is None:
+                            self._stall_since = now
+                        elif now - self._stall_since >= LAG_PATIENCE:
+                            oldest = next(iter(self._blocks.values()))
+                            self._laggards |= oldest.pending - self._starving
+                            self._stall_since = None
+                            continue
+                        self._cv.wait(LAG_PATIENCE - (now - self._stall_since))
+                    else:
+                        self._cv.wait()
                     pending &= self._writing
                 if pending:
-                    if not self._seq:
-                        self._first_publish = time.monotonic()
                     self._blocks[(path, index)] = _Block(data, pending, self._seq)
                     self._seq += 1
                     self._held += len(data)
@@ -260,28 +282,19 @@ class SourceFeed:
             self._cv.notify_all()
 
     def _evict_for_laggards(self) -> bool:
-        """Drop the oldest block that only lagging targets still need; False if none.
+        """Drop the oldest block that only laggards (or starving targets) need; False if none.
 
-        A target lags when it is more than half a window behind the newest
-        block, or waits for another block itself: it will catch up from the
-        source. Targets near the front are
-        never robbed, so healthy sticks that run a little apart cost no reads.
+        A laggard kept the others waiting for LAG_PATIENCE; it re-reads what it
+        misses from the source and stops being a laggard once it copies a block
+        near the front again. Healthy sticks that drift apart a little are never
+        robbed, so they cost no extra reads.
         """
-        lag = max(1, self.budget // self.block_size // 2)
         for key, block in self._blocks.items():
-            if all(self._lagging(t, lag) for t in block.pending):
+            if all(t in self._starving or t in self._laggards for t in block.pending):
                 self._drop(key)
                 self.forced_evictions += 1
                 return True
         return False
-
-    def _lagging(self, tid: int, lag: int) -> bool:
-        if tid in self._starving:
-            return True
-        taken = self._taken.get(tid)
-        if taken is None:  # not at its content yet (probing): give it a moment
-            return time.monotonic() - self._first_publish > START_GRACE
-        return self._seq - taken > lag
 
     # -- target side -------------------------------------------------------
     def copy_into(self, tid: int, path: Path, offset: int, out: memoryview) -> int:
@@ -301,8 +314,8 @@ class SourceFeed:
                     block = self._blocks.get((path, index))
                     if block is not None:
                         data = block.data
-                        if block.seq > self._taken.get(tid, -1):
-                            self._taken[tid] = block.seq
+                        if tid in self._laggards and self._seq - block.seq <= self._rejoin:
+                            self._laggards.discard(tid)  # caught up with the front
                         break
                     if self._produced.get(path, 0) > at:
                         break  # read already and dropped: catch up ourselves
