@@ -66,6 +66,12 @@ def register(sub: Any) -> None:
     p.add_argument("--min-size", default="64MiB", metavar="SIZE", help="smallest accepted target")
     p.add_argument("--buffer", default="32MiB", metavar="SIZE", help="shared content window")
     p.add_argument("--label", default=None, help="volume label (default: none)")
+    p.add_argument(
+        "--skip-zero-chunks",
+        action="store_true",
+        help="full wipe: read areas that should become zeros first and skip writing them when "
+        "they already read back as zeros (see docs/throughput.md)",
+    )
     p.set_defaults(handler=load_command)
 
 
@@ -147,6 +153,7 @@ def load_command(args: argparse.Namespace) -> int:
         wipe=args.wipe,
         min_capacity=parse_size(args.min_size),
         buffer_budget=parse_size(args.buffer),
+        skip_zero_chunks=bool(args.skip_zero_chunks),
     )
     tree = scan_content(content)
     layout = LayoutOptions(label=args.label)

@@ -6,14 +6,15 @@ that suits every plan (:func:`read_order`), hands each block to the optional
 leaves the window as soon as every target that needs it has copied it.
 
 The window is bounded (``budget`` bytes). When it is full the reader waits.
-If some target is starving (waiting for a block not read yet, or for the end of
-the batch) while others still hold the window, the reader gives them
-``LAG_PATIENCE`` seconds; then the holders of the oldest block become
-*laggards* and blocks that only laggards (or starving targets) still need are
-dropped. A laggard re-reads what it missed from the source itself (*catch-up*,
-counted in ``extra_reads`` and never shown to the observer) and rejoins when it
-copies a block near the front again. So a slow stick costs a few extra reads,
-never the other sticks' time, and sticks that drift apart a little cost none.
+If some target is starving (waiting for a block not read yet, or for the end
+of the batch) while others hold the full window for more than ``LAG_SHARE`` of
+a ``LAG_WINDOW``, the holders of the oldest block become *laggards*, and blocks
+that only laggards (or starving targets) still need are dropped. A laggard
+re-reads what it missed from the source itself (*catch-up*, counted in
+``extra_reads`` and never shown to the observer) and rejoins when it copies a
+block near the front again. So a slow stick costs a few extra reads and delays
+the others by at most about a ``LAG_WINDOW``; sticks that drift apart a little
+cost none.
 
 A failure of the source (``OSError``: SSD removed) or of the observer fails the
 whole batch: every waiting target wakes up and raises :class:`SourceFailed`.
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds a target may take to reach its content before the others start without it.
 START_GRACE = 1.0
-#: Seconds the reader waits for targets holding a full window before it leaves them behind.
-LAG_PATIENCE = 0.5
+#: The reader measures, over windows of LAG_WINDOW seconds, how much of the time a full
+#: window kept a starving target waiting; above LAG_SHARE it leaves the holders behind.
+LAG_WINDOW = 1.0
+LAG_SHARE = 0.5
 
 
 class SourceObserver(Protocol):
@@ -130,7 +133,9 @@ class SourceFeed:
     _failed: str | None = None
     _seq: int = 0  # blocks published so far
     _laggards: set[int] = field(default_factory=set)
-    _stall_since: float | None = None
+    _blocked_since: float | None = None
+    _blocked_total: float = 0.0
+    _window_start: float = field(default_factory=time.monotonic)
     _ready: set[int] = field(default_factory=set)
     _first_ready: float | None = None
     _thread: threading.Thread | None = None
@@ -250,29 +255,24 @@ class SourceFeed:
                 raise _NobodyLeft()
             pending = self.needers.get(path, set()) & self._writing
             if pending:
-                if self._held + len(data) <= self.budget:
-                    self._stall_since = None  # the window had room: nobody holds it up
                 while pending and self._held + len(data) > self.budget and self._blocks:
                     if self._failed:
                         return
-                    if self._starving:
-                        if self._evict_for_laggards():
-                            continue
-                        # Someone waits for new data but the window stays full
-                        # (held by targets still copying): after LAG_PATIENCE in
-                        # total, the holders of the oldest block become laggards.
-                        now = time.monotonic()
-                        if self._stall_since is None:
-                            self._stall_since = now
-                        elif now - self._stall_since >= LAG_PATIENCE:
-                            oldest = next(iter(self._blocks.values()))
-                            self._laggards |= oldest.pending - self._starving
-                            self._stall_since = None
-                            continue
-                        self._cv.wait(LAG_PATIENCE - (now - self._stall_since))
-                    else:
-                        self._cv.wait()
+                    starving = bool(self._starving)
+                    if starving and self._evict_for_laggards():
+                        continue
+                    now = time.monotonic()
+                    share = self._account(now, blocked=starving)
+                    if starving and share is not None and share > LAG_SHARE:
+                        # The window held others up most of the last LAG_WINDOW:
+                        # whoever still holds its oldest block is a laggard.
+                        oldest = next(iter(self._blocks.values()))
+                        self._laggards |= oldest.pending - self._starving
+                        continue
+                    left = LAG_WINDOW - (now - self._window_start)
+                    self._cv.wait(max(left, 0.01) if starving else None)
                     pending &= self._writing
+                self._account(time.monotonic(), blocked=False)
                 if pending:
                     self._blocks[(path, index)] = _Block(data, pending, self._seq)
                     self._seq += 1
@@ -281,10 +281,30 @@ class SourceFeed:
             self._produced[path] = offset + len(data)
             self._cv.notify_all()
 
+    def _account(self, now: float, *, blocked: bool) -> float | None:
+        """Track the share of time the full window kept a starving target waiting.
+
+        Returns that share once per LAG_WINDOW (then starts a new window), else None.
+        """
+        if self._blocked_since is not None:
+            self._blocked_total += now - self._blocked_since
+            self._blocked_since = None
+        elif blocked and not self._blocked_total:
+            self._window_start = now  # measure from the first wait, not from long ago
+        if blocked:
+            self._blocked_since = now
+        span = now - self._window_start
+        if span < LAG_WINDOW:
+            return None
+        share = self._blocked_total / span
+        self._window_start = now
+        self._blocked_total = 0.0
+        return share
+
     def _evict_for_laggards(self) -> bool:
         """Drop the oldest block that only laggards (or starving targets) need; False if none.
 
-        A laggard kept the others waiting for LAG_PATIENCE; it re-reads what it
+        A laggard kept the others waiting too long; it re-reads what it
         misses from the source and stops being a laggard once it copies a block
         near the front again. Healthy sticks that drift apart a little are never
         robbed, so they cost no extra reads.
