@@ -120,7 +120,7 @@ class _Bars:
             bar.close()
 
 
-def _failed(name: str, reason: str, wipe: str) -> TargetResult:
+def _failed(name: str, reason: str, wipe: str, cause: str) -> TargetResult:
     return TargetResult(
         target=name,
         status="failed",
@@ -133,6 +133,7 @@ def _failed(name: str, reason: str, wipe: str) -> TargetResult:
         content_bytes=0,
         source_extra_reads=0,
         wipe="quick" if wipe == "quick" else "full",
+        cause=cause,
     )
 
 
@@ -165,13 +166,13 @@ def load_command(args: argparse.Namespace) -> int:
             try:
                 target = open_target(name, protect=[content])
             except DriveError as exc:
-                results[name] = _failed(name, str(exc), args.wipe)
+                results[name] = _failed(name, str(exc), args.wipe, exc.code)
                 continue
             opened.append(target)
             try:
                 plan = compile_plan(tree, target.capacity, layout)
             except LayoutError as exc:
-                results[name] = _failed(name, f"{name}: {exc}", args.wipe)
+                results[name] = _failed(name, f"{name}: {exc}", args.wipe, "too_small")
                 target.close()
                 continue
             jobs.append(Job(target, plan, name=name))

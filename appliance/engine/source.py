@@ -60,7 +60,15 @@ class SourceObserver(Protocol):
 
 
 class SourceFailed(FlashStationError):
-    """The content source or the observer failed; the whole batch stops."""
+    """The content source or the observer failed; the whole batch stops.
+
+    ``code`` is ``content_removed`` (an ``OSError`` reading the source) or
+    ``content_damaged`` (the observer refused the content, or a file changed).
+    """
+
+    def __init__(self, message: str, code: str = "content_damaged") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class _NobodyLeft(Exception):
@@ -131,6 +139,7 @@ class SourceFeed:
     _stopped: set[int] = field(default_factory=set)
     _finished: bool = False
     _failed: str | None = None
+    _failed_code: str = "content_damaged"
     _seq: int = 0  # blocks published so far
     _laggards: set[int] = field(default_factory=set)
     _blocked_since: float | None = None
@@ -163,10 +172,15 @@ class SourceFeed:
     def failed(self) -> str | None:
         return self._failed
 
-    def fail(self, reason: str) -> None:
+    @property
+    def failed_code(self) -> str:
+        return self._failed_code
+
+    def fail(self, reason: str, code: str = "content_damaged") -> None:
         with self._cv:
             if self._failed is None:
                 self._failed = reason
+                self._failed_code = code
             self._cv.notify_all()
         if self.on_fail is not None:
             self.on_fail(reason)
@@ -217,9 +231,12 @@ class SourceFeed:
         except _NobodyLeft:
             return
         except SourceFailed as exc:
-            self.fail(str(exc))
+            self.fail(str(exc), exc.code)
         except OSError as exc:
-            self.fail(f"content SSD removed or unreadable ({exc.filename or ''}: {exc.strerror})")
+            self.fail(
+                f"content SSD removed or unreadable ({exc.filename or ''}: {exc.strerror})",
+                "content_removed",
+            )
         except Exception as exc:  # the observer's verdict, in its own words
             log.info("source observer failed the batch: %s", exc)
             self.fail(str(exc) or type(exc).__name__)
@@ -372,12 +389,12 @@ class SourceFeed:
                 raise OSError(errno.EIO, "short read", str(path))
         except OSError as exc:
             reason = f"content SSD removed or unreadable ({path}: {exc.strerror})"
-            self.fail(reason)
-            raise SourceFailed(reason) from exc
+            self.fail(reason, "content_removed")
+            raise SourceFailed(reason, "content_removed") from exc
 
     def _check(self, tid: int) -> None:
         if self._failed is not None:
-            raise SourceFailed(self._failed)
+            raise SourceFailed(self._failed, self._failed_code)
         if tid in self._stopped:
             raise TargetStopped()
 
