@@ -145,7 +145,9 @@ def check_signature(
     """Return the trusted key that signed ``message``; raise :class:`SignatureError` if none."""
     raw = parse_signature(signature_file, where)
     if not trusted:
-        raise SignatureError(f"{where}: no trusted keys configured to check it against")
+        raise SignatureError(
+            f"{where}: no trusted keys to check it against (content.trusted_keys, --trusted-key)"
+        )
     for candidate in trusted:
         try:
             candidate.key.verify(raw, message)
