@@ -49,6 +49,19 @@ class TrustedKey:
         return key_id(self.key)
 
 
+_PRIVATE_MARKERS = (b"PRIVATE KEY-----", b"OPENSSH PRIVATE KEY", b"PuTTY-User-Key-File")
+
+
+def looks_like_private_key(path: Path) -> bool:
+    """True when ``path`` starts like a PEM/OpenSSH/PuTTY private key (a curator's slip)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return any(marker in head for marker in _PRIVATE_MARKERS)
+
+
 def public_path(private: Path) -> Path:
     return private.with_name(private.name + ".pub")
 
