@@ -136,6 +136,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unit.minutes": ("{n} min", "{n}분"),
     "unit.hours": ("{h} h {m:02d}", "{h}시간 {m}분"),
     "unit.speed": ("{mb} MB/s", "{mb} MB/s"),
+    "unit.speed_gb": ("{gb} GB/s", "{gb} GB/s"),
 }
 
 

@@ -146,6 +146,8 @@ def eta_text(m: Messages, seconds: float | None) -> str:
 
 def speed_text(m: Messages, speed: float) -> str:
     mb = speed / 1e6
+    if mb >= 1000:
+        return m("unit.speed_gb", gb=f"{mb / 1000:.1f}")
     return m("unit.speed", mb=f"{mb:.0f}" if mb >= 10 else f"{mb:.1f}")
 
 
@@ -305,12 +307,12 @@ def detail(p: Painter, snap: Snapshot, m: Messages) -> None:
         p.wrap(0, y, reason_text(m, slot), BODY, SAFE_W, 3)
         return
     if slot.state in ACTIVE:
-        p.text(0, y, f"{m('detail.speed')} {speed_text(m, slot.speed)}", BODY, half - 2)
-        left = f"{m('detail.left')} {eta_text(m, slot.eta)}"
-        p.text(half, y, left, BODY, SAFE_W - half, align="right")
+        p.text(0, y, f"{m('detail.speed')} {speed_text(m, slot.speed)}", BODY, SAFE_W)
         y += BODY.line + 1
         p.bar(0, y, SAFE_W, 9, slot.fraction)
-        p.text(0, 51, m("detail.progress", percent=slot.percent), BODY, SAFE_W)
+        left = f"{m('detail.left')} {eta_text(m, slot.eta)}"
+        lw = p.text(64, 51, left, BODY, SAFE_W - 64, align="right")
+        p.text(0, 51, m("detail.progress", percent=slot.percent), BODY, SAFE_W - lw - 4)
     elif slot.state is SlotState.DONE:
         glyph(p, 0, y + 3, "done")
         p.text(10, y, m("detail.take_out"), BODY, SAFE_W - 10)
