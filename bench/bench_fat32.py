@@ -10,12 +10,14 @@ directory, builds a 1 GiB image once, then alternates timed runs of
 each followed by an fsync of its output. Caches are dropped before every run
 when running as root; otherwise the cache is warm and the report says so.
 Goal: make-image throughput >= 0.90 of cp's (ratio = cp time / make-image time).
+make-image's time includes starting Python and scanning the tree (about 0.2 s
+with cold caches), which cp of a prebuilt image does not need; set
+BENCH_LARGE_FILES (64 MiB each, default 6) to weigh that against more data.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,8 +27,10 @@ from pathlib import Path
 
 MiB = 1024 * 1024
 CAPACITY = 1024 * MiB
-LARGE_FILES = 6  # 64 MiB each, like episodes; plus 2000 small files (~64 MiB)
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+LARGE_FILES = int(
+    os.environ.get("BENCH_LARGE_FILES", "6")
+)  # 64 MiB each, like episodes; plus 2000 small files (~64 MiB)
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LANG": "C.UTF-8"}
 
 
@@ -54,7 +58,7 @@ def make_content(root: Path) -> int:
         folder.mkdir(parents=True)
         for i in range(100):
             size = (i * 7919 + d * 104729) % (64 * 1024)
-            (folder / f"문서 {i:03d}.txt").write_bytes(block[: size])
+            (folder / f"문서 {i:03d}.txt").write_bytes(block[:size])
             total += size
     return total
 
@@ -101,14 +105,22 @@ def main() -> int:
         )
         written = prebuilt.stat().st_blocks * 512
         cold = drop_caches()
-        print(f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; image {CAPACITY // MiB} MiB, "
-              f"{written / MiB:.0f} MiB allocated")
+        print(
+            f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; "
+            f"image {CAPACITY // MiB} MiB, {written / MiB:.0f} MiB allocated"
+        )
         print("caches dropped before every run" if cold else "warm cache (not root)")
         out = tmp / "out.img"
         times: dict[str, list[float]] = {"make-image": [], "cp": [], "mkfs+mcopy": []}
         commands = {
-            "make-image": [*flashstation, "--content", str(content), "--capacity",
-                           str(CAPACITY), str(out)],
+            "make-image": [
+                *flashstation,
+                "--content",
+                str(content),
+                "--capacity",
+                str(CAPACITY),
+                str(out),
+            ],
             "cp": ["cp", "--sparse=always", str(prebuilt), str(out)],
             "mkfs+mcopy": mkfs_mcopy(content, out),
         }
@@ -118,11 +130,17 @@ def main() -> int:
                 times[name].append(timed(commands[name], out, cold))
         for name, values in times.items():
             best = min(values)
-            print(f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
-                  f"({written / MiB / best:.0f} MiB/s)")
+            print(
+                f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
+                f"({written / MiB / best:.0f} MiB/s)"
+            )
         ratio = statistics.median(times["cp"]) / statistics.median(times["make-image"])
         ref = statistics.median(times["mkfs+mcopy"]) / statistics.median(times["make-image"])
-        print(f"make-image throughput / cp --sparse=always: {ratio:.2f} (goal >= 0.90)")
+        best_ratio = min(times["cp"]) / min(times["make-image"])
+        print(
+            f"make-image throughput / cp --sparse=always: {ratio:.2f} of medians, "
+            f"{best_ratio:.2f} of best runs (goal >= 0.90)"
+        )
         print(f"make-image speed-up over mkfs.fat+mcopy: {ref:.2f}x")
     return 0
 

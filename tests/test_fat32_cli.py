@@ -85,3 +85,27 @@ def test_demo_builds_and_checks_the_sample(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "세계인권선언 제1조.txt" in out
     assert "fsck.fat -n: exit status 0" in out
+
+
+def test_progress_shown_for_big_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "film.mp4").write_bytes(os.urandom(1024) * (70 * 1024))
+    out = tmp_path / "out.img"
+    assert main(["make-image", "--content", str(src), "--capacity", "128MiB", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "writing" in err and "(100%)" in err
+    out.unlink()
+
+
+def test_output_must_be_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    put(src, "a.txt")
+    for out, fragment in [
+        ("/dev/null", "not a regular file"),
+        (str(tmp_path), "not a regular file"),
+        (str(tmp_path / "missing" / "o.img"), "does not exist"),
+    ]:
+        assert main(["make-image", "--content", str(src), "--capacity", "64MiB", out]) == 2
+        assert fragment in capsys.readouterr().err
+    assert Path("/dev/null").is_char_device()

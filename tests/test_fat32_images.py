@@ -134,12 +134,14 @@ def trees(draw: st.DrawFn) -> dict[str, int]:
 
 
 @settings(
-    max_examples=12,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(spec=trees())
-def test_random_trees(tmp_path_factory: pytest.TempPathFactory, spec: dict[str, int]) -> None:
+@given(spec=trees(), cluster_size=st.sampled_from([None, 1024, 4096]))
+def test_random_trees(
+    tmp_path_factory: pytest.TempPathFactory, spec: dict[str, int], cluster_size: int | None
+) -> None:
     tmp = tmp_path_factory.mktemp("random")
     src = tmp / "src"
     src.mkdir()
@@ -156,5 +158,16 @@ def test_random_trees(tmp_path_factory: pytest.TempPathFactory, spec: dict[str, 
         if not ok or parent_is_file or (src / rel).is_dir():
             continue
         put(src, rel, os.urandom(size))
-    image = build(src, tmp / "r.img")
+    capacity = 64 * MiB if cluster_size is None else 300 * MiB
+    image = build(src, tmp / "r.img", capacity, cluster_size=cluster_size)
     assert_readers_agree(image, src, tmp)
+
+
+def test_same_tree_same_options_same_bytes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    put(src, "영화/a.mp4", os.urandom(5000))
+    put(src, "b.txt", b"b")
+    first = build(src, tmp_path / "1.img", volume_serial=7).read_bytes()
+    os.utime(src / "b.txt", (1, 1))  # source times never matter
+    second = build(src, tmp_path / "2.img", volume_serial=7).read_bytes()
+    assert first == second

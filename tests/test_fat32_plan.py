@@ -108,11 +108,35 @@ def test_required_capacity_is_smallest_that_fits() -> None:
         compile_plan(tree, need)
 
 
-def test_required_capacity_with_fixed_cluster() -> None:
+@pytest.mark.parametrize("cluster_size", [1024, 4096, 32768])
+def test_required_capacity_with_fixed_cluster(cluster_size: int) -> None:
     tree = synthetic(100, 100_000)
-    options = LayoutOptions(cluster_size=32768)
+    options = LayoutOptions(cluster_size=cluster_size)
     need = required_capacity(tree, options)
     assert fits(tree, need, options) and not fits(tree, need - 512, options)
+
+
+def test_fits_is_exact_across_the_8_gib_cluster_step() -> None:
+    # 5000 files of 4 KiB take one cluster each: twice the room with 8 KiB clusters.
+    # Filled to the top of the 4 KiB band, the content fits an 8 GiB partition but
+    # not one a few sectors larger (8 KiB clusters), and required_capacity knows it.
+    from appliance.fat32.geometry import geometry_for
+
+    top = (16_777_216 + 2048) * 512  # the largest capacity with 4 KiB clusters
+    clusters = geometry_for(top).cluster_count
+    small = synthetic(5000, 4096, per_dir=100)
+    free = clusters - 5000 - 101 - 60  # files, folders (root + 50 of 2 clusters), margin
+    big = tuple(
+        ContentFile(
+            (f"big {i}.bin",), Path(f"/nonexistent/big{i}"), free * 4096 // 3 // 4096 * 4096
+        )
+        for i in range(3)
+    )
+    tree = ContentTree(small.files + big)
+    assert fits(tree, top)
+    assert not fits(tree, top + 8 * 512)
+    need = required_capacity(tree)
+    assert need <= top and fits(tree, need) and not fits(tree, need - 512)
 
 
 def test_plan_for_256_gb_is_lazy_and_fast() -> None:
@@ -143,3 +167,55 @@ def test_bytes_to_write_matches_extents() -> None:
         plan = compile_plan(tree, capacity)
         counted = sum(e.length for e in plan.extents() if not isinstance(e.source, Z))
         assert plan.bytes_to_write() == counted
+
+
+def test_for_drive_changes_only_serial_and_signature() -> None:
+    plan = compile_plan(synthetic(50, 7000), 2 * GB, LayoutOptions(volume_serial=1))
+    twin = plan.for_drive()
+    assert twin.volume_serial != plan.volume_serial
+    assert twin.mbr[440:444] != plan.mbr[440:444]
+    assert plan.volume_serial == 1  # the original is untouched
+    ours = list(plan.extents())
+    theirs = list(twin.extents())
+    assert [(e.offset, e.length, e.role) for e in ours] == [
+        (e.offset, e.length, e.role) for e in theirs
+    ]
+    differing = [a.role for a, b in zip(ours, theirs, strict=True) if a.source != b.source]
+    assert differing == ["mbr", "boot", "boot"]  # sector 0, boot sector and its backup
+
+
+def test_content_changed_between_scan_and_write(tmp_path: Path) -> None:
+    from appliance.fat32 import ContentChanged, scan_content, write_image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"12345")
+    plan = compile_plan(scan_content(src), 64 * MiB)
+    (src / "a.txt").write_bytes(b"123")
+    out = tmp_path / "out.img"
+    with pytest.raises(ContentChanged, match=r"a\.txt: size changed from 5 to 3"):
+        write_image(plan, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no partial image left
+
+
+def test_bad_options_refused() -> None:
+    from datetime import datetime
+
+    from appliance.fat32 import LayoutError
+
+    tree = synthetic(1, 1)
+    with pytest.raises(LayoutError, match="volume label"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(label="영화"))
+    with pytest.raises(LayoutError, match="volume label"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(label="TWELVE CHARS"))
+    with pytest.raises(LayoutError, match="1980-2107"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(timestamp=datetime(1979, 12, 31)))
+    with pytest.raises(LayoutError, match="power of two"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(cluster_size=3000))
+    with pytest.raises(CapacityTooSmall, match="at least 65525"):
+        compile_plan(tree, 64 * MiB, LayoutOptions(cluster_size=4096))
+
+
+def test_label_is_stored_upper_case() -> None:
+    plan = compile_plan(synthetic(1, 1), 64 * MiB, LayoutOptions(label="films 2"))
+    assert plan.boot_sector()[71:82] == b"FILMS 2    "

@@ -175,3 +175,11 @@ def test_unreadable_file_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_missing_folder_refused(tmp_path: Path) -> None:
     _refused(tmp_path / "nope", "cannot be opened")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_device_file_refused(tmp_path: Path) -> None:
+    import stat as st
+
+    os.mknod(tmp_path / "null", st.S_IFCHR | 0o600, os.makedev(1, 3))
+    _refused(tmp_path, "device file")

@@ -9,12 +9,13 @@ prints what a reader of an image would see.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import UsageError
+from appliance.errors import FlashStationError, UsageError
 from appliance.fat32 import LayoutOptions, compile_plan, scan_content, write_image
 from appliance.units import format_size, parse_size
 
@@ -83,12 +84,36 @@ def make_image(
         progress.finish()
 
 
+class ImageWriteError(FlashStationError):
+    """The output image could not be written."""
+
+
+def check_output(out: Path) -> None:
+    """Refuse outputs that are not (new or existing) regular files in an existing folder.
+
+    ``make-image`` writes image *files*; pointed at ``/dev/sdX`` it would
+    replace the device node, so anything else is refused before work starts.
+    """
+    if out.exists() and not out.is_file():
+        raise UsageError(f"{out}: exists and is not a regular file (make-image writes files)")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{out}: folder {parent} is not writable")
+
+
 def make_image_command(args: argparse.Namespace) -> int:
     capacity = parse_size(args.capacity)
     content = Path(args.content)
     if not content.is_dir():
         raise UsageError(f"--content {content}: not a folder")
-    make_image(content, capacity, Path(args.out), label=args.label)
+    out = Path(args.out)
+    check_output(out)
+    try:
+        make_image(content, capacity, out, label=args.label)
+    except OSError as exc:
+        raise ImageWriteError(f"{out}: cannot write the image ({exc.strerror or exc})") from exc
     return 0
 
 

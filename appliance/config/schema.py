@@ -66,9 +66,9 @@ HOTPLUG_RULES = (
     "not_block",
     "partition",
     "system_device",
+    "content",
     "mounted",
     "system_usb_path",
-    "content",
     "not_usb",
     "virtual_media",
     "optical",
@@ -162,6 +162,22 @@ class UiConfig:
 class ServiceConfig:
     state_dir: str = field(
         default="/var/lib/flashstation", metadata=doc("ledger and salt (the writable place)")
+    )
+    ledger_time_resolution: Literal["hour", "day", "minute", "second"] = field(
+        default="hour", metadata=doc("finest time kept in the ledger and reports")
+    )
+    stagger: Seconds = field(
+        default=1.0, metadata=doc("least time between two job starts (inrush)", minimum=0.0)
+    )
+    pause_on_undervoltage: bool = field(
+        default=True, metadata=doc("hold new jobs while the supply is under-voltage")
+    )
+    power_poll: Seconds = field(
+        default=2.0, metadata=doc("how often the power flags are read", minimum=0.1)
+    )
+    throttled_path: str = field(
+        default="/sys/devices/platform/soc/soc:firmware/get_throttled",
+        metadata=doc("firmware get_throttled file; vcgencmd is used when missing"),
     )
 
 

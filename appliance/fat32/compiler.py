@@ -23,6 +23,7 @@ number of files, not to the capacity.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 import secrets
 import sys
@@ -35,6 +36,7 @@ from typing import overload
 from appliance.fat32 import names, structures
 from appliance.fat32.geometry import (
     CLUSTER_TABLE,
+    MAX_PARTITION_SECTORS,
     MIN_CAPACITY,
     NUM_FATS,
     PARTITION_OFFSET,
@@ -146,7 +148,42 @@ class _Shape:
         return dirs + sum(-(-f.size // cluster_size) for f in self.files)
 
 
-def _describe_need(shape: _Shape, cluster_size: int) -> str:
+class _Need:
+    """Cluster needs of a tree for any cluster size: what fits/required_capacity use.
+
+    Kept for the last few trees (by identity) so that asking about many
+    capacities, as tier planning does, costs one walk of the tree.
+    """
+
+    def __init__(self, shape: _Shape) -> None:
+        self.dir_bytes = array("Q", shape.dir_bytes)
+        self.sizes = array("Q", (f.size for f in shape.files))
+        self.content_bytes = shape.content_bytes
+        self._clusters: dict[int, int] = {}
+
+    def clusters(self, cluster_size: int) -> int:
+        found = self._clusters.get(cluster_size)
+        if found is None:
+            dirs = sum(max(1, -(-b // cluster_size)) for b in self.dir_bytes)
+            found = dirs + sum(-(-size // cluster_size) for size in self.sizes)
+            self._clusters[cluster_size] = found
+        return found
+
+
+_NEEDS: list[tuple[ContentTree, bool, _Need]] = []
+
+
+def _need(tree: ContentTree, label: bool) -> _Need:
+    for known, known_label, need in _NEEDS:
+        if known is tree and known_label == label:
+            return need
+    need = _Need(_Shape(tree, label))
+    _NEEDS.append((tree, label, need))
+    del _NEEDS[:-4]
+    return need
+
+
+def _describe_need(shape: _Shape | _Need, cluster_size: int) -> str:
     return format_size(shape.clusters(cluster_size) * cluster_size)
 
 
@@ -217,6 +254,21 @@ class FatPlan:
         self.used_clusters = cluster - 2
         self.next_free = cluster  # first free cluster
         self.free_clusters = geometry.cluster_count - self.used_clusters
+
+    def for_drive(self, volume_serial: int | None = None) -> FatPlan:
+        """The same layout with a fresh random volume serial and disk signature.
+
+        Compile once per capacity, then take one of these per drive: sticks
+        written from one plan must not share a serial that ties them together.
+        """
+        twin = copy.copy(self)
+        if volume_serial is None:
+            twin.volume_serial = secrets.randbits(32)
+            twin.disk_signature = secrets.randbits(32)
+        else:
+            twin.volume_serial = volume_serial & 0xFFFFFFFF
+            twin.disk_signature = zlib.crc32(twin.volume_serial.to_bytes(4, "little"))
+        return twin
 
     def bytes_to_write(self) -> int:
         """Bytes of all non-zero extents (literal and file data), without generating them."""
@@ -305,8 +357,8 @@ class FatPlan:
         rest = g.reserved_sectors - backup - 2
         if rest > 0:
             yield Extent(p + (backup + 2) * SECTOR, rest * SECTOR, Zeros(), "boot")
-        for copy in range(NUM_FATS):
-            base = g.fat_offset + copy * g.fat_size
+        for fat_copy in range(NUM_FATS):
+            base = g.fat_offset + fat_copy * g.fat_size
             for first in range(0, self.next_free, _FAT_CHUNK_ENTRIES):
                 end = min(first + _FAT_CHUNK_ENTRIES, self.next_free)
                 yield Extent(
@@ -372,8 +424,8 @@ def fits(tree: ContentTree, capacity: int, options: LayoutOptions | None = None)
         geometry = geometry_for(capacity, options.cluster_size)
     except CapacityTooSmall:
         return False
-    shape = _Shape(tree, _label(options) is not None)
-    return shape.clusters(geometry.cluster_size) <= geometry.cluster_count
+    need = _need(tree, _label(options) is not None)
+    return need.clusters(geometry.cluster_size) <= geometry.cluster_count
 
 
 def required_capacity(tree: ContentTree, options: LayoutOptions | None = None) -> int:
@@ -383,33 +435,30 @@ def required_capacity(tree: ContentTree, options: LayoutOptions | None = None) -
     can need more space for many small files; this is the smallest that fits.
     """
     options = options or LayoutOptions()
-    shape = _Shape(tree, _label(options) is not None)
+    shape = _need(tree, _label(options) is not None)
+    # (sectors per cluster, partition sizes it applies to: (lower, limit]]
+    bands: list[tuple[int, int, int]] = []
     if options.cluster_size is not None:
-        spcs = [check_cluster_size(options.cluster_size)]
+        bands.append((check_cluster_size(options.cluster_size), 0, MAX_PARTITION_SECTORS))
     else:
-        spcs = [spc for _, spc in CLUSTER_TABLE]
-    best: int | None = None
-    lower = 0
-    for limit, spc in CLUSTER_TABLE:
-        if spc not in spcs:
+        lower = 0
+        for limit, spc in CLUSTER_TABLE:
+            bands.append((spc, lower, limit))
             lower = limit
+    best: int | None = None
+    for spc, lower, limit in bands:
+        sectors = max(min_partition_sectors(shape.clusters(spc * SECTOR), spc), lower + 1)
+        if sectors > limit:
             continue
-        sectors = min_partition_sectors(shape.clusters(spc * SECTOR), spc)
-        if options.cluster_size is None:
-            if sectors > limit:
-                lower = limit
-                continue
-            sectors = max(sectors, lower + 1)
         capacity = max((sectors + PARTITION_START_SECTOR) * SECTOR, MIN_CAPACITY)
         if best is None or capacity < best:
             best = capacity
-        lower = limit
     if best is None:
         raise ContentTooLarge(
             f"content of {format_size(shape.content_bytes)} does not fit any FAT32 volume"
         )
-    while not fits(tree, best, options):  # pragma: no cover (defensive)
-        best += SECTOR
+    if not fits(tree, best, options):  # pragma: no cover (would be a bug in the sizing)
+        raise AssertionError(f"required_capacity computed {best}, which does not fit")
     return best
 
 

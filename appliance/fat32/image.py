@@ -138,14 +138,14 @@ def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.ftruncate(fd, plan.capacity)
+        if readahead is not None:  # content reads overlap the FAT and directory writes
+            readahead.start()
+            started = True
         for extent in plan.extents():
             source = extent.source
             if isinstance(source, Literal):
                 os.pwrite(fd, source.data, extent.offset)
             elif isinstance(source, FileRange):
-                if readahead is not None and not readahead.is_alive() and not started:
-                    readahead.start()
-                    started = True
                 src = _open_source(source.path)
                 try:
                     size = os.fstat(src).st_size

@@ -31,7 +31,9 @@ MAX_FILE_SIZE = 2**32 - 1  # FAT's 32-bit size field: files of 4 GiB or more can
 MAX_PATH_UNITS = 255
 MAX_DIR_ENTRIES = 65536  # 32-byte entries per directory, long-name entries included
 
-SKIPPED_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
+SKIPPED_NAMES = frozenset(
+    {"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin", "system volume information"}
+)
 
 
 class ContentError(LayoutError):
