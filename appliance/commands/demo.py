@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,9 @@ from appliance.fat32.inspect import inspect_image, render
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 DEMO_CAPACITY = 64 * 1024 * 1024
 GB = 1000**3
+MiB = 1024 * 1024
 KEYS_HELP = [
-    "1-8 plug/pull an 8 GB stick   f+N fake 64 GB stick   k+N keyboard-like device",
+    "1-8 plug/pull a stick   f+N fake-capacity stick   k+N keyboard-like device",
     "s START   c CANCEL   m MENU   M hold MENU (shut down)",
     "i insert/remove content SSD   d damage content   q quit",
 ]
@@ -45,6 +45,14 @@ def register(sub: Any) -> None:
     parser.add_argument("--frames", type=Path, help="save frames as PNG in this folder")
     parser.add_argument("--language", choices=("en", "ko"), help="screen language")
     parser.add_argument("--scale", type=int, default=1, help="enlarge saved frames")
+    parser.add_argument(
+        "--engine", action="store_true", help="headless: run the real engine (real time)"
+    )
+    parser.add_argument(
+        "--sim-loader",
+        action="store_true",
+        help="interactive: simulate loading instead of running the real engine",
+    )
     parser.add_argument("--capacity", type=int, default=DEMO_CAPACITY, help=argparse.SUPPRESS)
     parser.set_defaults(handler=demo_command)
 
@@ -74,10 +82,12 @@ def image_demo(capacity: int) -> int:
         return 0 if result.returncode == 0 else 1
 
 
-def headless(script: Path, frames: Path | None, language: str | None, scale: int) -> int:
+def headless(
+    script: Path, frames: Path | None, language: str | None, scale: int, engine: bool = False
+) -> int:
     from appliance.ui.simulator import run_script
 
-    result = run_script(script, frames, language, scale)
+    result = run_script(script, frames, language, scale, engine=engine)
     for slot, state in sorted(result.slots.items()):
         print(f"slot {slot}: {state}")
     if frames is not None:
@@ -87,22 +97,20 @@ def headless(script: Path, frames: Path | None, language: str | None, scale: int
     return 1 if result.failures else 0
 
 
-def interactive(language: str) -> int:
+def interactive(language: str, engine: bool) -> int:
+    """Keys drive the simulator. With the real engine, sticks are small image files
+    (160 MiB; a fake one claims 1 GiB and holds 128 MiB) written at 20 MB/s each, so a
+    session takes seconds and little disk; with ``--sim-loader`` they are 8 GB / 64 GB."""
     from appliance.ui import terminal
-    from appliance.ui.simulator import ScriptError, Simulator
+    from appliance.ui.simulator import ScriptError, Simulator, WallClock
 
-    class WallClock:
-        def __init__(self) -> None:
-            self.start = time.monotonic()
-
-        @property
-        def t(self) -> float:
-            return time.monotonic() - self.start
-
-        def __call__(self) -> float:
-            return self.t
-
-    sim = Simulator(language=language, speed=500e6, clock=WallClock())
+    if engine:
+        size, fake, real, speed = 160 * MiB, 1024 * MiB, 128 * MiB, 20e6
+    else:
+        size, fake, real, speed = 8 * GB, 64 * GB, 8 * GB, 500e6
+    sim = Simulator(
+        language=language, speed=speed, clock=WallClock(), engine=engine, batch_window=2.0
+    )
     sim.insert_content()
     pending = ""  # "f" or "k" waiting for a slot number
     message = ""
@@ -124,12 +132,12 @@ def interactive(language: str) -> int:
                     if pending and key.isdigit():
                         slot = int(key)
                         if pending == "f":
-                            sim.plug(slot, 64 * GB, real=8 * GB)
+                            sim.plug(slot, fake, real=real)
                         else:
                             sim.keyboard(slot)
                         pending = ""
                     elif key.isdigit() and key != "0":
-                        sim.toggle(int(key))
+                        sim.toggle(int(key), size)
                     elif key in "fk":
                         pending = key
                         message = "slot number?"
@@ -158,8 +166,10 @@ def demo_command(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise UsageError("--scale must be 1 or more")
     if args.headless or args.script is not None:
-        return headless(args.script or DEMO_SCRIPT, args.frames, args.language, args.scale)
+        return headless(
+            args.script or DEMO_SCRIPT, args.frames, args.language, args.scale, args.engine
+        )
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         print("no terminal: replaying the bundled demo session headless", file=sys.stderr)
         return headless(DEMO_SCRIPT, args.frames, args.language, args.scale)
-    return interactive(args.language or "en")
+    return interactive(args.language or "en", engine=not args.sim_loader)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,35 @@ def sample_pack_info(root: Path = SAMPLE_PACK) -> PackInfo:
 
 
 class ManualClock:
+    """Simulated time: moves only when told (deterministic frames)."""
+
     def __init__(self, t: float = 0.0) -> None:
         self.t = t
 
     def __call__(self) -> float:
         return self.t
+
+    def wait_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+
+class WallClock:
+    """Real time since start (the real engine runs in real time)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    @property
+    def t(self) -> float:
+        return time.monotonic() - self.start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        left = t - self.t
+        if left > 0:
+            time.sleep(left)
 
 
 @dataclass
@@ -101,6 +126,8 @@ class Simulator:
     clock: Any = field(default_factory=ManualClock)
     loader: Loader | None = None
     verify_seconds: float = 4.0
+    #: use the real engine on the image files (real time, small sticks) instead of SimLoader
+    engine: bool = False
 
     def __post_init__(self) -> None:
         self._own_dir = self.workdir is None
@@ -114,6 +141,8 @@ class Simulator:
         self.pack = sample_pack_info()
         self.sticks: dict[int, SimStick] = {}
         self.sim_loader = SimLoader(tiers=self.pack.tiers, sticks=self.sticks)
+        if self.engine and self.loader is None:
+            self.loader = self._engine_loader()
         self.drives = ManualWatcher()
         self.content_watch = ManualWatcher()
         self.runner = StationRunner(
@@ -124,6 +153,37 @@ class Simulator:
         self.messages = catalogue(self.language)
         self.runner.open()
         self.runner.drain()
+
+    def _engine_loader(self) -> Loader:
+        from appliance.content import load_trusted, open_pack
+        from appliance.drives.fake import Faults, FaultyTarget, file_target, wrap_around_target
+        from appliance.engine import LoadOptions
+        from appliance.station.adapters import EngineLoader
+        from appliance.station.effects import JobRequest
+
+        pack = open_pack(SAMPLE_PACK, load_trusted([TEST_KEY]))
+
+        def source() -> Any:
+            c = self.content
+            return pack if c is not None and c.verified else None
+
+        def target_for(job: JobRequest) -> Any:
+            stick = self.sticks[job.slot]
+            path = self.image_path(job.slot)
+            if stick.fake:
+                return wrap_around_target(
+                    path, claimed=stick.capacity, real=stick.real_capacity or 0
+                )
+            flip = None if stick.bad_at is None else int(stick.capacity * stick.bad_at)
+            faults = Faults(read_only=stick.read_only, throttle=stick.speed, flip_on_read_at=flip)
+            return FaultyTarget(file_target(path), faults)
+
+        return EngineLoader(
+            source,
+            LoadOptions(wipe="full", chunk_size=1024 * 1024, progress_interval=0.2),
+            target_for=target_for,
+            observer=pack.stream_checker,
+        )
 
     # -- hardware actions ---------------------------------------------------------------------
 
@@ -143,7 +203,7 @@ class Simulator:
             raise ScriptError(f"slot {slot} is not empty")
         path = self.image_path(slot)
         with open(path, "wb") as f:
-            f.truncate(size)
+            f.truncate(real if real is not None and self.engine else size)
         self.sticks[slot] = SimStick(size, real, self.speed, read_only, bad_at)
         self.drives.emit(ev.DriveArrived(slot, size, device=str(path)))
 
@@ -216,14 +276,14 @@ class Simulator:
     def advance(self, seconds: float, step: float = STEP) -> None:
         end = self.clock.t + seconds
         while self.clock.t < end - 1e-9:
-            self.clock.t = min(end, self.clock.t + step)
+            self.clock.wait_until(min(end, self.clock.t + step))
             self.tick()
 
     def frame(self) -> Frame:
         return render(self.station.snapshot(), self.messages)
 
     def close(self) -> None:
-        self.runner.close()
+        self.runner.close()  # closes the loader: the engine stops writing first
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -300,6 +360,7 @@ def run_script(
     language: str | None = None,
     scale: int = 1,
     workdir: Path | None = None,
+    engine: bool = False,
 ) -> ScriptResult:
     """Replay a YAML script of timed events; save named frames (and every change) as PNG."""
     doc = load_script(path)
@@ -311,6 +372,8 @@ def run_script(
         speed=float(_size(doc.get("speed", "400MB"), f"{path}: speed")),
         verify_seconds=float(doc.get("verify_seconds", 4.0)),
         workdir=workdir,
+        engine=engine or bool(doc.get("engine", False)),
+        clock=WallClock() if engine or doc.get("engine") else ManualClock(),
     )
     named: dict[str, Image.Image] = {}
     overflows: list[str] = []
