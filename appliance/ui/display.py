@@ -131,11 +131,19 @@ class ScreenThread:
                 seen = self._version
                 snapshot = self._latest
             if snapshot is not None:
-                started = self.clock()
+                started = time.monotonic()
                 self.draw(snapshot)
-                spare = self.min_interval - (self.clock() - started)
-                if spare > 0:
-                    time.sleep(spare)
+                activity = snapshot.last_activity
+                # at most one frame per min_interval for progress updates, but a
+                # button press is drawn at once (the operator is waiting for it)
+                with self._cond:
+                    self._cond.wait_for(
+                        lambda a=activity: (
+                            self._stop  # type: ignore[misc]
+                            or (self._latest is not None and self._latest.last_activity != a)
+                        ),
+                        timeout=max(0.0, self.min_interval - (time.monotonic() - started)),
+                    )
 
     def draw(self, snapshot: Snapshot) -> Image.Image:
         """Render one frame and put it on the device (also callable directly, in tests)."""

@@ -258,8 +258,11 @@ class Simulator:
 
     # -- time ---------------------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Let the simulated hardware report up to now, then apply everything queued."""
+    def tick(self, drain: bool = True) -> None:
+        """Let the simulated hardware report up to now, then apply everything queued.
+
+        ``drain=False`` when the runner has its own station thread (bench, service).
+        """
         now = self.clock()
         c = self.content
         if c is not None and not c.verified and c.inserted_at is not None:
@@ -271,7 +274,8 @@ class Simulator:
                 self.content_watch.emit(ev.ContentVerified())
         if self.loader is None:
             self.sim_loader.advance(now)
-        self.runner.drain()
+        if drain:
+            self.runner.drain()
 
     def advance(self, seconds: float, step: float = STEP) -> None:
         end = self.clock.t + seconds
