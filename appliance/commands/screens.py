@@ -13,12 +13,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from appliance.errors import FlashStationError, UsageError
-from appliance.ui.messages import LANGUAGES, catalogue
-from appliance.ui.samples import SAMPLES
-from appliance.ui.screens import render
+
+LANGUAGES = ("en", "ko")  # appliance.ui.messages.LANGUAGES, without importing the UI at start-up
 
 
 def register(sub: Any) -> None:
@@ -31,6 +28,12 @@ def register(sub: Any) -> None:
 
 def render_all(out: Path, language: str, scale: int = 1) -> list[Path]:
     """Write ``out/<sample>.png`` for every sample; raise if any text would be cut off."""
+    from PIL import Image
+
+    from appliance.ui.messages import catalogue
+    from appliance.ui.samples import SAMPLES
+    from appliance.ui.screens import render
+
     if scale < 1:
         raise UsageError("--scale must be 1 or more")
     try:
