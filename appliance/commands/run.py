@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
 
 def _real_station(context: ServiceContext) -> StationBuild:
     try:
-        service_build = importlib.import_module("appliance.station").service_build
+        service_build = importlib.import_module("appliance.commands.hosting.station").service_build
     except (ImportError, AttributeError) as exc:
         raise FlashStationError(
             "the station (appliance.station.service_build) is not part of this build; "
