@@ -60,6 +60,7 @@ class ServiceContext:
     stagger: Stagger  # call ``wait_turn()`` before each job starts writing
     config_error: tuple[str, str] | None  # (title, detail) for the error screen, or None
     config_problem: ConfigProblem | None = None  # the first problem of a bad config file
+    config_source: str = "files"  # the values in use: "files", "last good" or "defaults"
     salt: bytes = b""  # the station's salt, for hotplug's drive ids (same as the ledger's)
 
     def totals(self, since: datetime | None = None) -> Totals:
@@ -147,6 +148,7 @@ class Service:
             Stagger(self.config.service.stagger),
             self.loaded.error_screen(),
             self.loaded.first_problem,
+            self.loaded.source,
             self.ledger.salt,
         )
         build = self.station_factory(context)
@@ -157,8 +159,8 @@ class Service:
 
         def start_station() -> None:
             station.start()
-            if context.config_error is not None:
-                station.show_error(*context.config_error)
+            if context.config_problem is not None:
+                station.show_config_error(context.config_problem, context.config_source)
 
         return [*build.parts, Component("station", start_station, station.stop)]
 

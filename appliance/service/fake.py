@@ -14,6 +14,7 @@ import itertools
 import threading
 from pathlib import Path
 
+from appliance.config.loader import ConfigProblem
 from appliance.service.interface import (
     BatchFinished,
     BatchStarted,
@@ -79,8 +80,8 @@ class FakeStation:
     def set_paused(self, reason: str | None) -> None:
         self.paused = reason
 
-    def show_error(self, title: str, detail: str) -> None:
-        self.errors.append((title, detail))
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        self.errors.append((f"bad config, using {using} values", str(problem)))
 
     # -- driving it ---------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from appliance.config.loader import ConfigProblem
+
 #: How a job ended. ``interrupted`` is written only by recovery, never by a station.
 JobResult = Literal["done", "failed", "cancelled"]
 #: Coarse drive classes: the only vendor information the ledger keeps.
@@ -99,11 +101,9 @@ class Station(Protocol):
         """Hold new jobs (running ones go on) while ``reason`` is set; show it on screen."""
         ...
 
-    def show_error(self, title: str, detail: str) -> None:
-        """Show an error screen while carrying on (a bad config file).
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        """Show the bad config screen (file and line) while carrying on with ``using``.
 
-        For a bad config: ``title`` says which values the station runs on
-        (``"bad config, using last good values"``); ``detail`` is the first
-        problem, ``"FILE:LINE: key: message"`` (see ``LoadedConfig.error_screen``).
+        ``using`` is ``"last good"`` or ``"defaults"``: the values the station runs on.
         """
         ...

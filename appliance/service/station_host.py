@@ -16,12 +16,12 @@ random one, so two unknown drives never look alike.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 
+from appliance.config.loader import ConfigProblem
 from appliance.service.interface import (
     BatchFinished,
     BatchStarted,
@@ -39,7 +39,6 @@ from appliance.station.states import ACTIVE, FailReason, SlotState
 
 log = logging.getLogger(__name__)
 
-_WHERE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<rest>.*)$")
 #: the station's phases -> the ledger's duration columns
 PHASE_COLUMNS = {"probe": "probe", "wipe": "write", "load": "write", "verify": "verify"}
 
@@ -107,13 +106,8 @@ class StationHost:
     def set_paused(self, reason: str | None) -> None:
         self._post(ev.Undervoltage() if reason else ev.PowerOk())
 
-    def show_error(self, title: str, detail: str) -> None:
-        """Post the station's ConfigError; ``detail`` is ``FILE:LINE: key: message``."""
-        match = _WHERE.match(detail)
-        if match:
-            self._post(ev.ConfigError(match["file"], int(match["line"]), match["rest"]))
-        else:
-            self._post(ev.ConfigError(detail.partition(": ")[0], None, detail))
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        self._post(ev.ConfigError(problem.file, problem.line, f"{problem.path}: {problem.message}"))
 
     # -- translating --------------------------------------------------------------------------
 
