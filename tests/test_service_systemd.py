@@ -88,6 +88,13 @@ def test_real_systemd_notify_status_watchdog_restart(tmp_path: Path) -> None:
     assert totals.done >= 3 and totals.running == 0
     for path in [tmp_path / "service.log", *(tmp_path / "state").iterdir()]:
         assert b"SIMSERIAL" not in path.read_bytes(), path
+    # the real station (appliance.commands.hosting) under the same hardened unit
+    assert result["real_start_rc"] == 0, result["real_start_err"]
+    real = result["real"]
+    assert (real["ActiveState"], real["SubState"], real["NRestarts"]) == ("active", "running", "0")
+    assert real["StatusText"].startswith(("no_content", "starting", "ready", "error")), real
+    assert result["real_stop_rc"] == 0 and result["real_after_stop"]["Result"] == "success"
+    assert (tmp_path / "real-state" / "ledger.sqlite3").exists()
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
