@@ -29,6 +29,7 @@ import yaml
 
 from appliance.config import ConfigError, StationConfig, load_layers
 from appliance.config.loader import ConfigProblem
+from appliance.service.ledger import blur_mtime
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def save_last_good(config: StationConfig, state_dir: Path) -> Path:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+    blur_mtime(path, "day")
     return path
 
 
