@@ -30,9 +30,8 @@ def run(sync: str) -> float:
         led.totals()
         query = time.perf_counter() - t1
         led.close()
-    print(
-        f"  synchronous={sync:6} {elapsed / JOBS * 1000:7.2f} ms per job  (totals query {query * 1000:.1f} ms)"
-    )
+    per_job = elapsed / JOBS * 1000
+    print(f"  synchronous={sync:6} {per_job:7.2f} ms per job (totals query {query * 1000:.1f} ms)")
     return elapsed
 
 
