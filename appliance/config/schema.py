@@ -119,6 +119,9 @@ class StationSection:
     batch_window: Seconds = field(
         default=5.0, metadata=doc("sticks arriving within this share one read", minimum=0.0)
     )
+    slots: int = field(
+        default=8, metadata=doc("slots shown on the screen (hub ports)", minimum=1, maximum=16)
+    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,15 @@ class UiConfig:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
     dim_after: Seconds = field(default=120.0, metadata=doc("dim the screen when idle", minimum=0))
+    shift_every: Seconds = field(
+        default=300.0, metadata=doc("move the picture by a pixel this often (burn-in)", minimum=0)
+    )
+    leds: list[int] = field(
+        default_factory=list, metadata=doc("GPIO (BCM) of an LED per slot, slot 1 first")
+    )
+    buzzer: int | None = field(
+        default=None, metadata=doc("GPIO (BCM) of an active buzzer; none when unset")
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import yaml
 
 from appliance.content.errors import ManifestError, PackError
 from appliance.content.hashing import hash_file
-from appliance.content.keys import load_private, sign
+from appliance.content.keys import load_private, looks_like_private_key, sign
 from appliance.content.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -123,6 +123,11 @@ def seal(
     entries = []
     for rel in paths:
         disk = listing.files[rel]
+        if looks_like_private_key(disk.path):
+            raise PackError(
+                f"{rel}: looks like a private key; never put a key in the content (it would "
+                "be copied onto every stick)"
+            )
         try:
             digest, size = hash_file(disk.path, "blake3", progress=step)
         except OSError as exc:
