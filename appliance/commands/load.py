@@ -97,6 +97,12 @@ def register(sub: Any) -> None:
     p.add_argument("--min-size", default="64MiB", metavar="SIZE", help="smallest accepted target")
     p.add_argument("--buffer", default="32MiB", metavar="SIZE", help="shared content window")
     p.add_argument("--label", default=None, help="volume label (default: none)")
+    p.add_argument(
+        "--skip-zero-chunks",
+        action="store_true",
+        help="full wipe: read areas that should become zeros first and skip writing them when "
+        "they already read back as zeros (see docs/throughput.md)",
+    )
     p.set_defaults(handler=load_command)
 
 
@@ -145,7 +151,7 @@ class _Bars:
             bar.close()
 
 
-def _failed(name: str, reason: str, wipe: str) -> TargetResult:
+def _failed(name: str, reason: str, wipe: str, cause: str) -> TargetResult:
     return TargetResult(
         target=name,
         status="failed",
@@ -158,6 +164,7 @@ def _failed(name: str, reason: str, wipe: str) -> TargetResult:
         content_bytes=0,
         source_extra_reads=0,
         wipe="quick" if wipe == "quick" else "full",
+        cause=cause,
     )
 
 
@@ -178,6 +185,7 @@ def load_command(args: argparse.Namespace) -> int:
         wipe=args.wipe,
         min_capacity=parse_size(args.min_size),
         buffer_budget=parse_size(args.buffer),
+        skip_zero_chunks=bool(args.skip_zero_chunks),
     )
     layout = LayoutOptions(label=args.label)
     loaded = _open_content(content, args)
@@ -190,7 +198,7 @@ def load_command(args: argparse.Namespace) -> int:
             try:
                 target = open_target(name, protect=[content])
             except DriveError as exc:
-                results[name] = _failed(name, str(exc), args.wipe)
+                results[name] = _failed(name, str(exc), args.wipe, exc.code)
                 continue
             opened.append(target)
             try:
@@ -198,7 +206,7 @@ def load_command(args: argparse.Namespace) -> int:
                 plan = compile_plan(tree, target.capacity, layout)
                 content_bytes = max(content_bytes, tree.total_bytes)
             except (LayoutError, NoTierFits) as exc:
-                results[name] = _failed(name, f"{name}: {exc}", args.wipe)
+                results[name] = _failed(name, f"{name}: {exc}", args.wipe, "too_small")
                 target.close()
                 continue
             jobs.append(Job(target, plan, name=name))

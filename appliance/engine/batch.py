@@ -27,7 +27,13 @@ from pathlib import Path
 
 import xxhash
 
-from appliance.drives.errors import DriveError, TooSmall, VerifyFailed, WriteProtected
+from appliance.drives.errors import (
+    DriveError,
+    FakeCapacity,
+    TooSmall,
+    VerifyFailed,
+    WriteProtected,
+)
 from appliance.drives.target import ALIGN, Target, aligned_buffer, open_target
 from appliance.engine.chunks import Chunk, chunks
 from appliance.engine.events import (
@@ -169,7 +175,7 @@ class _Worker:
             raise _Cancelled()
         failed = self.batch.feed.failed
         if failed is not None:
-            raise SourceFailed(failed)
+            raise SourceFailed(failed, self.batch.feed.failed_code)
 
     # -- I/O with accounting -------------------------------------------------
     def _write(self, offset: int, data: memoryview) -> None:
@@ -186,21 +192,22 @@ class _Worker:
     # -- the run -------------------------------------------------------------
     def run(self) -> None:
         status: Status = "ok"
-        reason = ""
+        reason = cause = ""
+        detail: dict[str, float] = {}
         notes: list[str] = []
         try:
             self._run(notes)
-        except _Cancelled:
-            status, reason = "cancelled", "cancelled"
-        except TargetStopped:
-            status, reason = "cancelled", "cancelled"
+        except (_Cancelled, TargetStopped):
+            status, reason, cause = "cancelled", "cancelled", "cancelled"
         except SourceFailed as exc:
-            status, reason = "failed", str(exc)
+            status, reason, cause = "failed", str(exc), exc.code
         except DriveError as exc:
-            status, reason = "failed", str(exc)
+            status, reason, cause = "failed", str(exc), exc.code
+            if isinstance(exc, FakeCapacity):
+                detail = {"real": float(exc.real), "claimed": float(exc.claimed)}
         except Exception as exc:
             log.exception("engine worker for %s failed", self.name)
-            status, reason = "failed", f"{self.name}: internal error: {exc}"
+            status, reason, cause = "failed", f"{self.name}: internal error: {exc}", "unknown"
         finally:
             self.batch.feed.target_done(self.tid)
             self._enter("done")
@@ -221,6 +228,8 @@ class _Worker:
             source_extra_reads=self.count.extra,
             wipe=self.opts.wipe,
             notes=tuple(notes),
+            cause=cause,
+            detail=detail,
         )
         self.batch._finished(self.tid, result)
 
@@ -267,6 +276,7 @@ class _Worker:
             self._blank_probe(probe.offsets)
         wipe_ranges += [(0, QUICK_SPAN), (max(0, cap - QUICK_SPAN), cap)]
         self._check()
+        self.batch.feed.wait_start(self.tid)
         self._enter("write")
         records, head = self._write_pass(wipe_ranges)
         target.flush()

@@ -90,6 +90,11 @@ def check_directory(rel: tuple[str, ...], child_names: list[str], *, root: bool)
     seen: dict[str, str] = {}
     for child in child_names:
         key = names.fold(child)
+        if key in seen and seen[key] == child:
+            raise NameClash(
+                f"{_show((*rel, child))}: two names in this folder are the same once "
+                "written in Unicode NFC (one was decomposed, as macOS writes names)"
+            )
         if key in seen:
             raise NameClash(
                 f"{_show((*rel, child))}: differs from {seen[key]!r} only in case; "

@@ -48,7 +48,7 @@ from appliance.station.states import (
 log = logging.getLogger(__name__)
 
 #: seconds a rejected-device alert or a cancel question stays on screen
-ALERT_SECONDS = 8.0
+ALERT_SECONDS = 5.0
 CONFIRM_SECONDS = 6.0
 PHASE_TRIGGERS = {"wipe": "phase_wipe", "load": "phase_load", "verify": "phase_verify"}
 
