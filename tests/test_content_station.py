@@ -194,7 +194,7 @@ def test_ssd_removed_during_verification(sealed: tuple[Path, Path], tmp_path: Pa
 
     result = BackgroundVerifier(pack, on_progress=pull).start().wait(30)
     assert result is not None and not result.ok
-    assert isinstance(result.error, ContentRemoved)
+    assert isinstance(result.error, ContentRemoved) and result.removed
     assert result.message == "content SSD removed"
 
 
