@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from appliance.hotplug.device import DeviceInfo
+from appliance.hotplug.fake import disk_props, usb_device_props
 from appliance.hotplug.props import read_dump
+
+__all__ = ["CORPUS", "device", "fixture", "stick_ports", "stick_props", "usb_device_props"]
 
 CORPUS = Path(__file__).parent / "fixtures" / "udev"
 
@@ -67,8 +70,6 @@ def fake_root_hub(root: Path, name: str = "usb1") -> Path:
 
 
 # --- fake udev events for a Pi 4 with two 8-port hubs ---------------------
-_USB_ROOT = "/devices/platform/scb/fd500000.pcie/pci0000:00/0000:00:00.0/0000:01:00.0/usb1/1-1"
-_ID_PATH_ROOT = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1"
 
 
 def stick_ports(count: int = 16) -> list[str]:
@@ -76,32 +77,8 @@ def stick_ports(count: int = 16) -> list[str]:
     return [f"{1 + i // 8}.{1 + i % 8}" for i in range(count)]
 
 
-def usb_device_props(port: str, interfaces: str = ":080650:") -> dict[str, str]:
-    chain = port.split(".")
-    path = _USB_ROOT
-    for depth in range(1, len(chain) + 1):
-        path += "/1-1." + ".".join(chain[:depth])
-    return {
-        "SUBSYSTEM": "usb",
-        "DEVTYPE": "usb_device",
-        "DEVPATH": path,
-        "ID_PATH": f"{_ID_PATH_ROOT}.{port}",
-        "ID_USB_INTERFACES": interfaces,
-    }
-
-
 def stick_props(
     port: str, host: int, letter: str, serial: str, base: str = "kingston-dt101ii-stick.udev"
 ) -> dict[str, str]:
     """A real stick dump moved to ``port`` as ``/dev/sd<letter>`` on SCSI host ``host``."""
-    props = fixture(base)
-    usb = usb_device_props(port)["DEVPATH"]
-    iface = usb.rsplit("/", 1)[-1] + ":1.0"
-    props.update(
-        DEVPATH=f"{usb}/{iface}/host{host}/target{host}:0:0/{host}:0:0:0/block/sd{letter}",
-        DEVNAME=f"/dev/sd{letter}",
-        ID_PATH=f"{_ID_PATH_ROOT}.{port}:1.0-scsi-0:0:0:0",
-        ID_SERIAL=f"Kingston_DT_101_II_{serial}-0:0",
-        ID_SERIAL_SHORT=serial,
-    )
-    return props
+    return disk_props(port, host, f"sd{letter}", serial, fixture(base))

@@ -72,3 +72,13 @@ def test_udev_rule_syntax() -> None:
                 gotos.add(part.split('"')[1])
     assert gotos <= labels
     assert 'ENV{UDISKS_IGNORE}="1"' in text
+
+
+def test_tiers_command_shows_tier_per_capacity(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["content", "tiers", str(PACK), "--capacity", "64MiB", "--capacity", "128MiB"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "64MiB: tier 'basic' (6 files" in out
+    assert "128MiB: tier 'more' (7 files" in out
+    assert main([*argv, "--capacity", "60MiB"]) == 1
+    assert "60MiB: nothing fits" in capsys.readouterr().out

@@ -16,8 +16,13 @@ CORPUS = Path(__file__).parent / "fixtures" / "udev"
 
 # file -> (expected verdict, rule, size the source reports in bytes or None, mounted)
 EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
+    "acasis-quad-sata-hat-pi4-uas.udev": ("ignore", "disk_model", 2 * 1000**4, False),
+    "amazon-fire-tablet-usb-device.udev": ("ignore", "not_block", None, False),
+    "asmedia-asm2464-nvme-enclosure.udev": ("ignore", "ata_bridge", None, False),
+    "asmedia-sata-bridge-usb-device.udev": ("ignore", "not_block", None, False),
     "buffalo-stick-pi2-hub.udev": ("target", "usb_flash", 512 * 1000**2, False),
     "genesys-card-reader-with-card.udev": ("target", "usb_flash", None, False),
+    "genesys-card-reader-no-media-2011.udev": ("ignore", "no_media", None, False),
     "hgst-hdd-jmicron-lun2.udev": ("ignore", "disk_model", 6 * 1000**4, False),
     "hlds-usb-dvd-generic-type.udev": ("ignore", "optical", None, False),
     "jmicron-152d-0567-sata-pi4.udev": ("ignore", "ata_bridge", 3907029168 * 512, False),
@@ -28,6 +33,9 @@ EXPECTED: dict[str, tuple[str, str, int | None, bool]] = {
     "pny-usb2-fd-stick.udev": ("target", "usb_flash", 31405824 * 512, False),
     "rtsx-pci-sd-mmcblk0.udev": ("ignore", "not_usb", 64 * 1000**3, False),
     "rtsx-usb-sd-partition.udev": ("ignore", "partition", None, False),
+    "sabrent-via-sata-adapter.udev": ("ignore", "ata_bridge", None, False),
+    "sandisk-cruzer-slide-partition-2009.udev": ("ignore", "partition", 2006825 * 1024, False),
+    "sandisk-usb-key-2007-udevmonitor.udev": ("target", "usb_flash", None, False),
     "sandisk-sata-ssd-internal.udev": ("ignore", "not_usb", 500 * 1000**3, False),
     "transcend-jetflash-partial.udev": ("ignore", "partition", None, False),
     "tsstcorp-bd-usb-optical.udev": ("ignore", "optical", None, False),
@@ -39,6 +47,7 @@ STICKS_AND_CARDS = {
     "genesys-card-reader-with-card.udev",
     "kingston-dt101ii-stick.udev",
     "pny-usb2-fd-stick.udev",
+    "sandisk-usb-key-2007-udevmonitor.udev",
 }
 
 
@@ -127,3 +136,24 @@ def test_serials_never_reach_cli_output(capsys: pytest.CaptureFixture[str]) -> N
         serial = read_dump(path).get("ID_SERIAL_SHORT")
         if serial:
             assert serial not in out, path.name
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from appliance.hotplug.props import DumpError, parse_dump  # noqa: E402
+
+
+@given(st.text())
+def test_parse_dump_accepts_or_refuses_cleanly(text: str) -> None:
+    try:
+        props = parse_dump(text)
+    except DumpError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert props and all(key and "=" not in key for key in props)
+
+
+def test_parse_dump_forms() -> None:
+    text = "# c\n\nP: /devices/x\nE: A=1\nB='two words'\nC=x=y\nN: sda\n"
+    assert parse_dump(text) == {"A": "1", "B": "two words", "C": "x=y"}

@@ -16,6 +16,7 @@ from hotplug_helpers import (
 from appliance.hotplug.usbpolicy import (
     UsbPolicy,
     judge,
+    judge_properties,
     parse_descriptors,
     rejection_message,
 )
@@ -99,3 +100,29 @@ def test_unreadable_descriptors_are_refused(tmp_path: Path) -> None:
 def test_rejection_message_names_the_slot() -> None:
     assert rejection_message(3) == "slot 3: not a plain storage device — remove it"
     assert rejection_message(None).startswith("USB device:")
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("asmedia-sata-bridge-usb-device.udev", True),  # plain storage (BOT + UAS)
+        ("amazon-fire-tablet-usb-device.udev", False),  # vendor-specific
+        ("pepperc-kvm-virtual-disc.udev", False),  # HID + storage
+        ("kingston-dt101ii-stick.udev", True),
+    ],
+)
+def test_judge_properties_on_real_dumps(name: str, allowed: bool) -> None:
+    assert judge_properties(fixture(name)).allowed is allowed
+
+
+def test_descriptors_of_real_dumps_agree_with_their_udev_interfaces(tmp_path: Path) -> None:
+    fake_root_hub(tmp_path)
+    for number, name in enumerate(
+        ["asmedia-sata-bridge-usb-device.udev", "amazon-fire-tablet-usb-device.udev"]
+    ):
+        classes = interfaces_of(fixture(name)["ID_USB_INTERFACES"])
+        fake_usb_device(tmp_path, f"1-{number + 1}", 0x00, classes)
+        assert (
+            UsbPolicy(tmp_path).enforce(f"1-{number + 1}").allowed
+            == judge_properties(fixture(name)).allowed
+        )

@@ -20,10 +20,11 @@ from appliance.config.schema import ContentConfig
 from appliance.content import keys
 from appliance.content.check import check_pack
 from appliance.content.errors import SignatureError
-from appliance.content.pack import open_pack
+from appliance.content.pack import open_pack, read_unverified
+from appliance.content.planner import allocate
 from appliance.content.seal import PackInfo, read_tiers_file, seal
 from appliance.errors import UsageError
-from appliance.units import format_size
+from appliance.units import format_size, parse_size
 
 
 def register(sub: Any) -> None:
@@ -55,6 +56,18 @@ def register(sub: Any) -> None:
         help="public key to trust (repeatable)",
     )
     p.set_defaults(handler=verify_command)
+
+    p = csub.add_parser("tiers", help="show which tier drives of given capacities would get")
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument(
+        "--capacity",
+        action="append",
+        required=True,
+        metavar="SIZE",
+        help="a drive's real capacity, e.g. 7.8GB (repeatable)",
+    )
+    p.add_argument("--headroom", type=float, default=None, help="default: config default")
+    p.set_defaults(handler=tiers_command)
 
     p = csub.add_parser("check", help="report what would not reach or play on a reader")
     p.add_argument("dir", type=Path, metavar="DIR")
@@ -198,3 +211,19 @@ def check_command(args: argparse.Namespace) -> int:
     e, w = len(report.errors), len(report.warnings)
     print(f"{e} error{'s' * (e != 1)}, {w} warning{'s' * (w != 1)}")
     return 1 if report.errors else 0
+
+
+def tiers_command(args: argparse.Namespace) -> int:
+    headroom = ContentConfig().headroom if args.headroom is None else args.headroom
+    capacities = {text: parse_size(text) for text in args.capacity}
+    pack = read_unverified(args.dir)
+    alloc = allocate(pack, capacities, headroom=headroom)
+    print(f"{pack.manifest.title!r} (signature not checked), {headroom:.0%} headroom:")
+    for text in args.capacity:
+        group = alloc.group_of(text)
+        if group is None:
+            print(f"  {text:>10}: nothing fits ({alloc.unfit[text]})")
+        else:
+            size = format_size(group.tree.total_bytes)
+            print(f"  {text:>10}: tier {group.tier.name!r} ({len(group.tree.files)} files, {size})")
+    return 1 if alloc.unfit else 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
 import sys
+import time
 from typing import Any
 
 from appliance.config import load_layers
@@ -18,8 +21,13 @@ from appliance.config.schema import StationConfig
 from appliance.errors import UsageError
 from appliance.hotplug.classify import Classifier, Context
 from appliance.hotplug.device import DeviceInfo
+from appliance.hotplug.events import HotplugEvent
+from appliance.hotplug.monitor import Monitor, PyudevSource, Source
 from appliance.hotplug.props import read_dump
+from appliance.hotplug.slots import SlotMap
+from appliance.hotplug.state import HotplugState, UEvent
 from appliance.hotplug.sysinfo import live_devices, mounted_devnums, system_disks
+from appliance.hotplug.usbpolicy import PolicyDecision, judge_properties
 from appliance.units import format_size, parse_size
 
 
@@ -46,6 +54,17 @@ def register(sub: Any) -> None:
         help="USB port key of the boot disk (a Pi booting from USB)",
     )
     check.set_defaults(handler=classify_command)
+    watch = dev_sub.add_parser(
+        "watch", help="print hotplug events as they happen (report only, changes nothing)"
+    )
+    watch.add_argument("--json", action="store_true", help="one JSON object per event")
+    watch.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    watch.set_defaults(handler=watch_command)
+
+
+def report_policy(event: UEvent) -> PolicyDecision:
+    """The USB policy judged on udev's interface list only: ``watch`` never authorises."""
+    return judge_properties(dict(event.properties))
 
 
 def _config(args: argparse.Namespace) -> StationConfig:
@@ -79,6 +98,7 @@ def list_command(args: argparse.Namespace) -> int:
     classifier = Classifier(
         Context(config=config.hotplug, system_devices=system, system_ports=ports)
     )
+    learned = config.hotplug.slots
     rows = []
     for dev in devices:
         decision = classifier.classify(dev)
@@ -88,6 +108,7 @@ def list_command(args: argparse.Namespace) -> int:
                 "size": dev.size,
                 "model": dev.label(),
                 "port": dev.usb_port,
+                "slot": learned.get(dev.usb_port or ""),
                 **decision.as_dict(),
             }
         )
@@ -99,11 +120,60 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def make_watch_source() -> Source:
+    """The udev source ``watch`` listens to (tests replace it with a fake)."""
+    return PyudevSource()
+
+
+def _event_row(event: HotplugEvent) -> dict[str, Any]:
+    row: dict[str, Any] = {"event": event.kind, "slot": event.slot}
+    for name in ("devname", "drive_id", "size", "present", "reason", "message"):
+        if hasattr(event, name):
+            row[name] = getattr(event, name)
+    decision = getattr(event, "decision", None)
+    if decision is not None:
+        row.update(decision.as_dict())
+    return row
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    """Follow udev through the same state diff the station uses; never writes anything."""
+    config = _config(args)
+    mounts = mounted_devnums()
+    system = frozenset(system_disks(mounts=mounts))
+    classifier = Classifier(Context(config=config.hotplug, system_devices=system))
+    state = HotplugState(
+        classifier, SlotMap(config.hotplug.slots), os.urandom(16), policy=report_policy
+    )
+    printed = queue.Queue[HotplugEvent]()
+    monitor = Monitor(make_watch_source(), state, printed.put)
+    monitor.start()
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                event = printed.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            row = _event_row(event)
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            else:
+                slot = "-" if row["slot"] is None else row["slot"]
+                detail = row.get("message") or f"{row.get('devname', '')} {row.get('verdict', '')}"
+                reason = row.get("reason", "")
+                print(f"slot {slot}: {event.kind}: {detail} ({reason})".rstrip(), flush=True)
+    finally:
+        monitor.stop()
+    return 0
+
+
 def _table(rows: list[dict[str, Any]]) -> None:
-    headers = ("DEVICE", "SIZE", "VERDICT", "RULE", "REASON")
+    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON")
     cells = [
         (
             str(r["device"]),
+            "-" if r["slot"] is None else str(r["slot"]),
             "?" if r["size"] is None else format_size(int(r["size"])),
             str(r["verdict"]),
             str(r["rule"]),

@@ -10,6 +10,7 @@ equal. Field types understood by the loader: ``str``, ``int``, ``float``,
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -61,14 +62,14 @@ class ContentConfig:
     )
 
 
-#: Every classifier rule of ``appliance.hotplug.classify``, in the default order.
-HOTPLUG_RULES = (
+#: A classifier rule of ``appliance.hotplug.classify`` (``config check`` rejects other names).
+HotplugRule = Literal[
     "not_block",
     "partition",
     "system_device",
+    "content",
     "mounted",
     "system_usb_path",
-    "content",
     "not_usb",
     "virtual_media",
     "optical",
@@ -81,7 +82,9 @@ HOTPLUG_RULES = (
     "too_small",
     "too_large",
     "usb_flash",
-)
+]
+#: Every classifier rule, in the default order.
+HOTPLUG_RULES: tuple[HotplugRule, ...] = typing.get_args(HotplugRule)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class HotplugConfig:
     slots: dict[str, int] = field(
         default_factory=dict, metadata=doc("USB port path -> slot number (slots learn)")
     )
-    rules: list[str] = field(
+    rules: list[HotplugRule] = field(
         default_factory=lambda: list(HOTPLUG_RULES),
         metadata=doc("classifier rules in order; the first match decides"),
     )
@@ -150,6 +153,22 @@ class UiConfig:
 class ServiceConfig:
     state_dir: str = field(
         default="/var/lib/flashstation", metadata=doc("ledger and salt (the writable place)")
+    )
+    ledger_time_resolution: Literal["hour", "day", "minute", "second"] = field(
+        default="hour", metadata=doc("finest time kept in the ledger and reports")
+    )
+    stagger: Seconds = field(
+        default=1.0, metadata=doc("least time between two job starts (inrush)", minimum=0.0)
+    )
+    pause_on_undervoltage: bool = field(
+        default=True, metadata=doc("hold new jobs while the supply is under-voltage")
+    )
+    power_poll: Seconds = field(
+        default=2.0, metadata=doc("how often the power flags are read", minimum=0.1)
+    )
+    throttled_path: str = field(
+        default="/sys/devices/platform/soc/soc:firmware/get_throttled",
+        metadata=doc("firmware get_throttled file; vcgencmd is used when missing"),
     )
 
 

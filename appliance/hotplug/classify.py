@@ -130,6 +130,7 @@ _CARD_WORDS = re.compile(
     r"SD[/_]?MMC|card[ _]?reader|Multi[ _-]?Card|MassStorageClass|Micro[ _]SD", re.I
 )
 CARD_READER_IDS = {
+    "05e3:0716": "Genesys multi-slot card reader",
     "05e3:0749": "Genesys card reader",
     "05e3:0751": "Genesys card reader",
     "05e3:0723": "Genesys card reader",
@@ -284,7 +285,7 @@ def rule_spinning(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
 def rule_disk_model(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
     vendor_id = _lookup(DISK_VENDOR_IDS, dev)
     if vendor_id:
-        return Verdict.IGNORE, f"an external disk ({vendor_id}), not a stick"
+        return Verdict.IGNORE, f"an external disk (USB id of {vendor_id}), not a stick"
     model = dev.get("ID_MODEL")
     if _vendor_word(dev) in _DISK_VENDORS or (model and _DISK_MODEL.match(model)):
         return Verdict.IGNORE, f"an external hard disk or SSD ({dev.label()})"
@@ -300,7 +301,8 @@ def rule_composite(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
 
 
 def rule_no_media(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
-    if dev.size == 0:
+    # DKD_MEDIA_AVAILABLE: set by devkit-disks/udisks 1 rules on older systems.
+    if dev.size == 0 or dev.get("DKD_MEDIA_AVAILABLE") == "0":
         if is_card_reader(dev):
             return Verdict.IGNORE, "card reader slot without a card"
         return Verdict.IGNORE, "no medium (size 0)"
@@ -335,7 +337,11 @@ def rule_usb_flash(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
         return None
     if is_card_reader(dev):
         return Verdict.TARGET, f"memory card in a USB reader ({dev.label()})"
-    if dev.get("ID_USB_DRIVER") in ("usb-storage", "uas") and id_type == "disk":
+    if id_type != "disk":
+        return None
+    driver = dev.get("ID_USB_DRIVER")
+    # udev before ~2009 set no ID_USB_DRIVER; ID_BUS=usb with ID_TYPE=disk is usb_id's own verdict.
+    if driver in ("usb-storage", "uas") or (not driver and dev.get("ID_BUS") == "usb"):
         return Verdict.TARGET, f"USB flash drive ({dev.label()})"
     return None
 
@@ -344,9 +350,9 @@ RULES: dict[str, RuleFn] = {
     "not_block": rule_not_block,
     "partition": rule_partition,
     "system_device": rule_system_device,
+    "content": rule_content,
     "mounted": rule_mounted,
     "system_usb_path": rule_system_usb_path,
-    "content": rule_content,
     "not_usb": rule_not_usb,
     "virtual_media": rule_virtual_media,
     "optical": rule_optical,
@@ -361,8 +367,6 @@ RULES: dict[str, RuleFn] = {
     "usb_flash": rule_usb_flash,
 }
 DEFAULT_RULES: tuple[str, ...] = HOTPLUG_RULES
-#: Size rules, skipped when the size is unknown (a dump without ``--size``).
-SIZE_RULES = frozenset({"no_media", "too_small", "too_large"})
 FALLBACK = Decision(
     Verdict.IGNORE, "default", "not recognised as a donated stick (when in doubt, never wipe)"
 )

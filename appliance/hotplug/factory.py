@@ -38,7 +38,7 @@ def make_monitor(
     """Build the monitor; ``source=None`` means real udev (pyudev)."""
     real = source is None
     if source is None:
-        source = PyudevSource(sysfs_root)
+        source = PyudevSource(sysfs_root, poll_media=True)
         mounts = mounted_devnums()
         system = frozenset(system_disks(sysfs_root, mounts))
         ports = frozenset(

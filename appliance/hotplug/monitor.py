@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from appliance.hotplug.events import HotplugEvent
 from appliance.hotplug.state import HotplugState, UEvent
-from appliance.hotplug.sysinfo import disk_facts, mounted_devnums
+from appliance.hotplug.sysinfo import disk_facts, enable_media_polling, mounted_devnums
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,18 @@ class FakeSource:
 
 
 class PyudevSource:
-    """udev over netlink via pyudev: ``block`` and ``usb`` events only."""
+    """udev over netlink via pyudev: ``block`` and ``usb`` events only.
 
-    def __init__(self, sys_root: str | Path = "/sys"):
+    With ``poll_media`` (the station's setting, never the tests') removable
+    disks get kernel media polling switched on, so card insertions in a
+    reader produce ``change`` events.
+    """
+
+    def __init__(self, sys_root: str | Path = "/sys", poll_media: bool = False):
         import pyudev
 
         self.sys_root = sys_root
+        self.poll_media = poll_media
         self.context = pyudev.Context()
         self.monitor = pyudev.Monitor.from_netlink(self.context)
         self.monitor.filter_by("block")
@@ -101,6 +107,8 @@ class PyudevSource:
         props = {str(k): str(v) for k, v in device.properties.items()}
         if props.get("SUBSYSTEM") != "block" or action == "remove":
             return UEvent(action, props)
+        if self.poll_media and action == "add":
+            enable_media_polling(device.sys_name, self.sys_root)
         facts = disk_facts(device.sys_name, self.sys_root, mounted_devnums())
         size = facts["size"]
         return UEvent(

@@ -138,3 +138,22 @@ def from_properties(
         holders=bool(facts["holders"]),
         removable=removable if isinstance(removable, bool) else None,
     )
+
+
+def enable_media_polling(name: str, sys_root: str | Path = "/sys", msecs: int = 2000) -> bool:
+    """Let the kernel notice cards going in and out of a removable disk (a card reader).
+
+    Without a poller (udisks, or systemd rules setting the kernel's
+    ``block.events_dfl_poll_msecs``) the kernel never re-reads a reader's
+    slot, so no ``change`` event comes when a card is inserted. This sets
+    ``events_poll_msecs`` on removable disks that follow the system default
+    (-1, which is "off" unless that default is set). Returns True when set.
+    """
+    base = Path(sys_root) / "class" / "block" / name
+    if _read(base / "removable") != "1" or _read(base / "events_poll_msecs") != "-1":
+        return False
+    try:
+        (base / "events_poll_msecs").write_text(str(msecs))
+    except OSError:
+        return False
+    return True

@@ -109,3 +109,19 @@ def power_off(
     if result.returncode != 0:
         raise HubPowerError(f"uhubctl could not switch off hub {location} port {port}")
     return True
+
+
+def usb_device_of(devpath: str) -> str | None:
+    """The sysfs USB device name (``1-1.2``) above a disk's ``DEVPATH``."""
+    names = re.findall(r"/(\d+-\d+(?:\.\d+)*)(?=/|$)", devpath)
+    return names[-1] if names else None
+
+
+def power_off_slot(
+    devpath: str, hubs: Sequence[Hub], runner: Runner | None = None, program: str = "uhubctl"
+) -> bool:
+    """Power off the port of a finished drive (its ``Drive.devpath``); False when impossible."""
+    device = usb_device_of(devpath)
+    if device is None:
+        return False
+    return power_off(device, hubs, runner, program)

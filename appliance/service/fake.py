@@ -1,0 +1,103 @@
+"""A stand-in station: the :class:`~appliance.service.interface.Station` interface and nothing else.
+
+Used by the service's tests and by ``flashstation run --fake-station`` (the
+real-systemd test and anyone trying the service on a laptop). Tests drive it
+by calling :meth:`FakeStation.emit` and reading what the service did to it
+(``paused``, ``errors``, ``started``/``stopped``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from appliance.service.interface import (
+    BatchFinished,
+    BatchStarted,
+    JobFinished,
+    JobSnapshot,
+    JobStarted,
+    Listener,
+    StationEvent,
+)
+
+
+class FakeStation:
+    def __init__(self, *, simulate_every: float | None = None) -> None:
+        self.listeners: list[Listener] = []
+        self.started = False
+        self.stopped = False
+        self.paused: str | None = None
+        self.errors: list[tuple[str, str]] = []
+        self.jobs: dict[str, JobSnapshot] = {}
+        self.done = 0
+        self.failed = 0
+        self.cancelled = 0
+        self._simulate_every = simulate_every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+
+    # -- the Station interface --------------------------------------------------
+
+    def start(self) -> None:
+        self.started = True
+        if self._simulate_every:
+            self._thread = threading.Thread(target=self._simulate, name="fake-station")
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for job in list(self.jobs):
+            self.emit(JobFinished(job, "cancelled", "cancelled: the station is stopping"))
+        self.stopped = True
+
+    def status_line(self) -> str:
+        state = f"paused ({self.paused})" if self.paused else "ready"
+        if self.errors:
+            state = f"error: {self.errors[-1][0]}"
+        return f"{state}: {len(self.jobs)} loading, {self.done} done, {self.failed} failed"
+
+    def snapshot(self) -> list[JobSnapshot]:
+        return list(self.jobs.values())
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def set_paused(self, reason: str | None) -> None:
+        self.paused = reason
+
+    def show_error(self, title: str, detail: str) -> None:
+        self.errors.append((title, detail))
+
+    # -- driving it ---------------------------------------------------------------
+
+    def emit(self, event: StationEvent) -> None:
+        if isinstance(event, JobStarted):
+            slot = len(self.jobs) + 1
+            self.jobs[event.job] = JobSnapshot(slot, event.job, "write", 0.0, event.capacity, "")
+        elif isinstance(event, JobFinished):
+            self.jobs.pop(event.job, None)
+            if event.result == "done":
+                self.done += 1
+            elif event.result == "failed":
+                self.failed += 1
+            else:
+                self.cancelled += 1
+        for listener in self.listeners:
+            listener(event)
+
+    def _simulate(self) -> None:
+        """One job per period: start, then finish done on the next tick."""
+        batch = "sim"
+        self.emit(BatchStarted(batch, "simulated pack", "1"))
+        while not self._stop.wait(self._simulate_every):
+            if self.paused:
+                continue
+            for job in list(self.jobs):
+                self.emit(JobFinished(job, "done", seconds={"write": 1.0, "verify": 0.5}))
+            n = next(self._ids)
+            self.emit(JobStarted(f"sim{n}", batch, f"SIMSERIAL{n:06d}", 8 * 10**9, "8GB"))
+        self.emit(BatchFinished(batch))

@@ -1,0 +1,54 @@
+"""What :meth:`Station.apply` asks the outside world to do (carried out by the runner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    slot: int
+    device: str
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Effect:
+    pass
+
+
+@dataclass(frozen=True)
+class StartBatch(Effect):
+    """Load these slots from one read of the content."""
+
+    batch: int
+    jobs: tuple[JobRequest, ...]
+
+
+@dataclass(frozen=True)
+class CancelJob(Effect):
+    slot: int
+
+
+@dataclass(frozen=True)
+class CancelAll(Effect):
+    pass
+
+
+@dataclass(frozen=True)
+class Beep(Effect):
+    """``done``, ``failed`` or ``ready``: the buzzer, when fitted."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class PowerOffSlot(Effect):
+    """A finished slot may be powered off where the hub can (uhubctl); best effort."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class RunShutdownHooks(Effect):
+    """Flush the ledger and whatever else registered; then the runner stops."""
