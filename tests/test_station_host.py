@@ -67,3 +67,15 @@ def test_hosted_station_reports_jobs_to_the_ledger(
         host.stop()
         Device.pin_factory.reset()
         Device.pin_factory = old
+
+
+def test_menu_hold_stops_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    killed: list[int] = []
+    monkeypatch.setattr(station_host.os, "kill", lambda pid, sig: killed.append(sig))
+    host = station_host.HostedStation(StationConfig(), tmp_path / "state")
+    host.runner.open()
+    host.station.post(ev.MenuHeld())
+    host.runner.drain()
+    assert killed == [station_host.signal.SIGTERM]
+    host._stopping = True
+    host.runner.close()

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def interactive(language: str, engine: bool) -> int:
         size, fake, real, speed = 160 * MiB, 1024 * MiB, 128 * MiB, 20e6
     else:
         size, fake, real, speed = 8 * GB, 64 * GB, 8 * GB, 500e6
+    logging.disable(logging.WARNING)  # log lines would tear the drawing (the test key is known)
     sim = Simulator(
         language=language, speed=speed, clock=WallClock(), engine=engine, batch_window=2.0
     )
@@ -156,6 +158,7 @@ def interactive(language: str, engine: bool) -> int:
                     pending = ""
     finally:
         sim.close()
+        logging.disable(logging.NOTSET)
 
 
 def demo_command(args: argparse.Namespace) -> int:

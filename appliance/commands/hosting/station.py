@@ -17,6 +17,8 @@ sticks are never mounted.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -79,6 +81,10 @@ class HostedStation:
         )
         self.runner = StationRunner(self.station, self.loader)
         self.runner.observers.append(self._watch_jobs)
+        # MENU held: the station has cancelled every job; ask the service to stop in order
+        # (it records the cancellations in the ledger and closes it) as SIGTERM would
+        self._stopping = False
+        self.runner.shutdown_hooks.append(self._menu_shutdown)
         self._listeners: list[Listener] = []
         self._seen: dict[int, SlotState] = {}
         self._jobs: dict[int, str] = {}
@@ -232,7 +238,13 @@ class HostedStation:
         except Exception as exc:
             log.error("hotplug monitor not started: %s", exc)
 
+    def _menu_shutdown(self) -> None:
+        if not self._stopping:  # not when the service itself is stopping us
+            log.info("shutdown asked on the station: stopping the service")
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def stop(self) -> None:
+        self._stopping = True
         self.station.post(ev.Shutdown())
         deadline = time.monotonic() + 5
         while self.station.state.value != "shutting_down" and time.monotonic() < deadline:
