@@ -115,7 +115,10 @@ def interactive(language: str, engine: bool) -> int:
     )
     sim.insert_content()
     pending = ""  # "f" or "k" waiting for a slot number
+    columns, lines = shutil.get_terminal_size()
     message = ""
+    if columns < 130 or lines < 40:
+        message = f"terminal is {columns}x{lines}; the screen needs 130x40 to show whole"
     try:
         with terminal.raw_keys():
             while True:
