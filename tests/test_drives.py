@@ -158,3 +158,23 @@ def test_old_partition_areas_from_mbr_and_gpt() -> None:
     assert (2048 * 512, 2048 * 512 + 32 * MiB) in areas
     assert (409600 * 512, 409600 * 512 + 32 * MiB) in areas
     assert old_partition_areas(bytes(32 * 1024), 1 << 30) == []
+
+
+def test_without_o_direct_the_buffered_fallback_still_loads_and_verifies(tmp_path: Path) -> None:
+    """Where O_DIRECT is refused (some file systems), fsync + fadvise(DONTNEED) is used."""
+    import os
+
+    from appliance.drives.target import DeviceTarget
+    from appliance.engine import Job, LoadOptions, start_batch
+    from tests.enginekit import TinyPlan, expected_image, make_content
+
+    content = make_content(tmp_path / "c", [3 * MiB + 5, 100])
+    path = make_image(tmp_path / "t.img", 16 * MiB)
+    target = DeviceTarget(
+        str(path), None, os.open(path, os.O_RDWR), 16 * MiB, is_block_device=False
+    )
+    assert not target.direct
+    plan = TinyPlan(16 * MiB, content)
+    (r,) = start_batch([Job(target, plan)], LoadOptions(min_capacity=MiB)).wait(60)
+    assert r.ok, r.reason
+    assert path.read_bytes() == expected_image(plan)

@@ -109,6 +109,18 @@ def test_mixed_healthy_and_faulty_targets_fail_alone_with_reasons(tmp_path: Path
     assert "write-protected" in results["ro"].reason
     assert "fake capacity: about 0.0 GB real of 0.1 GB claimed" in results["fake"].reason
     assert results["fake"].bytes_written < MiB  # caught by the probe, before the long write
+    assert results["fake"].detail == {"real": 8.0 * MiB, "claimed": 64.0 * MiB}
+    causes = {n: r.cause for n, r in results.items()}
+    assert causes == {
+        "good1": "",
+        "good2": "",
+        "slow": "",
+        "eio": "write_error",
+        "ro": "read_only",
+        "fake": "fake_capacity",
+        "flip": "verify_failed",
+        "gone": "removed",
+    }
     assert "verify failed" in results["flip"].reason and str(7 * MiB) in results["flip"].reason
     assert "drive removed" in results["gone"].reason
     for name in ("eio", "flip", "gone"):
@@ -147,7 +159,7 @@ def test_cancel_one_target_leaves_it_without_partition_table(tmp_path: Path, con
     assert started.wait(30)
     batch.cancel("slow")
     slow_result, good_result = batch.wait(60)
-    assert slow_result.status == "cancelled"
+    assert slow_result.status == "cancelled" and slow_result.cause == "cancelled"
     assert sector0(slow_img) == bytes(512)
     assert good_result.ok, good_result.reason
 
@@ -211,6 +223,7 @@ def test_observer_failure_fails_whole_batch_and_commits_nothing(tmp_path: Path, 
     results = batch.wait(60)
     assert [r.status for r in results] == ["failed", "failed"]
     assert all("content SSD damaged: file04.bin" in r.reason for r in results)
+    assert {r.cause for r in results} == {"content_damaged"}
     assert batch.error == "content SSD damaged: file04.bin"
     for p in imgs:
         assert sector0(p) == bytes(512)
@@ -223,14 +236,15 @@ def test_source_removed_fails_all_targets_cleanly(tmp_path: Path, content) -> No
     results = start_batch([Job(p, pl) for p, pl in zip(imgs, plans, strict=True)], OPTS).wait(60)
     assert [r.status for r in results] == ["failed", "failed"]
     assert all("content SSD removed" in r.reason for r in results)
+    assert {r.cause for r in results} == {"content_removed"}
     for p in imgs:
         assert sector0(p) == bytes(512)
 
 
 def test_slow_target_falls_behind_and_catches_up_without_stalling_others(tmp_path: Path) -> None:
     content = make_content(tmp_path / "c", [20 * MiB, 6 * MiB])
-    size = 40 * MiB
-    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=16 * MiB, wipe="quick")
+    size = 32 * MiB
+    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=4 * MiB, wipe="quick")
     finished: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -239,7 +253,7 @@ def test_slow_target_falls_behind_and_catches_up_without_stalling_others(tmp_pat
             finished[e.target] = time.monotonic() - t0
 
     slow = FaultyTarget(
-        file_target(make_image(tmp_path / "slow.img", size)), Faults(throttle=15 * MiB)
+        file_target(make_image(tmp_path / "slow.img", size)), Faults(throttle=6 * MiB)
     )
     jobs = [Job(slow, TinyPlan(size, content), name="slow")] + [
         Job(make_image(tmp_path / f"f{i}.img", size), TinyPlan(size, content), name=f"fast{i}")

@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="host a simulated station starting a job every SECONDS (service tests, try-outs)",
     )
+    parser.add_argument("--fake-hang-file", type=Path, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run_command)
 
 
@@ -73,7 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
         period = args.fake_station
 
         def factory(context: ServiceContext) -> StationBuild:
-            return StationBuild(FakeStation(simulate_every=period))
+            return StationBuild(FakeStation(simulate_every=period, hang_file=args.fake_hang_file))
 
     else:
         factory = _real_station

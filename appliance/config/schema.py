@@ -10,6 +10,7 @@ equal. Field types understood by the loader: ``str``, ``int``, ``float``,
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -61,8 +62,8 @@ class ContentConfig:
     )
 
 
-#: Every classifier rule of ``appliance.hotplug.classify``, in the default order.
-HOTPLUG_RULES = (
+#: A classifier rule of ``appliance.hotplug.classify`` (``config check`` rejects other names).
+HotplugRule = Literal[
     "not_block",
     "partition",
     "system_device",
@@ -81,7 +82,9 @@ HOTPLUG_RULES = (
     "too_small",
     "too_large",
     "usb_flash",
-)
+]
+#: Every classifier rule, in the default order.
+HOTPLUG_RULES: tuple[HotplugRule, ...] = typing.get_args(HotplugRule)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class HotplugConfig:
     slots: dict[str, int] = field(
         default_factory=dict, metadata=doc("USB port path -> slot number (slots learn)")
     )
-    rules: list[str] = field(
+    rules: list[HotplugRule] = field(
         default_factory=lambda: list(HOTPLUG_RULES),
         metadata=doc("classifier rules in order; the first match decides"),
     )

@@ -14,9 +14,16 @@ from appliance.errors import FlashStationError
 
 
 class DriveError(FlashStationError, OSError):
-    """A target drive failed. ``reason`` is the short cause shown to operators."""
+    """A target drive failed.
+
+    ``reason`` is the short cause in words; ``code`` a stable machine-readable
+    cause (``fake_capacity``, ``removed``, ``read_only``, ``too_small``,
+    ``write_error``, ``verify_failed``, ``refused``, ``busy``) that the station
+    maps to its own failure reasons.
+    """
 
     reason = "drive error"
+    code = "unknown"
 
     def __init__(self, path: str, message: str, *, offset: int | None = None) -> None:
         where = f"{path}" if offset is None else f"{path} at offset {offset}"
@@ -33,42 +40,49 @@ class DriveRefused(DriveError):
     """We will not touch this target (mounted, a partition, the system disk...)."""
 
     reason = "refused"
+    code = "refused"
 
 
 class DriveBusy(DriveError):
     """Someone else holds the device (``O_EXCL`` failed with EBUSY)."""
 
     reason = "busy"
+    code = "busy"
 
 
 class WriteProtected(DriveError):
     """The drive or its switch refuses writes (BLKROGET, EROFS)."""
 
     reason = "write-protected"
+    code = "read_only"
 
 
 class DriveGone(DriveError):
     """The drive disappeared (pulled out, reset, USB bus error)."""
 
     reason = "drive removed"
+    code = "removed"
 
 
 class DriveIOError(DriveError):
     """The drive returned an I/O error."""
 
     reason = "I/O error"
+    code = "write_error"
 
 
 class VerifyFailed(DriveError):
     """Data read back from the drive differs from what was written."""
 
     reason = "verify failed"
+    code = "verify_failed"
 
 
 class FakeCapacity(DriveError):
     """The drive claims more capacity than it stores (wrap-around or dropping writes)."""
 
     reason = "fake capacity"
+    code = "fake_capacity"
 
     def __init__(self, path: str, real: int, claimed: int) -> None:
         super().__init__(
@@ -83,6 +97,7 @@ class TooSmall(DriveError):
     """The drive is below the minimum size or smaller than its plan."""
 
     reason = "too small"
+    code = "too_small"
 
 
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOENT, errno.ESHUTDOWN, errno.ENOMEDIUM}

@@ -16,16 +16,23 @@ Library API (the station and ``flashstation load`` use it)::
 
 * A :class:`Job` is a target (a path, opened with the refusal checks of
   :mod:`appliance.drives`, or any :class:`appliance.drives.Target`, e.g. a fake)
-  and its own :class:`~appliance.fat32.plan.Plan`. Plans may come from
+  and its own :class:`~appliance.fat32.plan.Plan` compiled for exactly the
+  target's capacity. The engine closes every target when its job ends. Plans may come from
   different subsets of one content tree (tiers): files are shared by
   ``ContentFile.source`` path and each is read once for every target.
 * Events (:mod:`appliance.engine.events`): ``PhaseChanged`` (open, probe,
   write, verify, commit, done), ``Progress`` (bytes, speed, ETA per target,
   at most every ``progress_interval``), ``TargetFinished(result)`` and, last,
   ``BatchFinished(results, error)``. The callback runs on a dispatcher thread
-  and never blocks the engine; its exceptions are logged.
+  and never blocks the engine; its exceptions are logged. It must not call
+  ``batch.wait()`` (the batch ends after the last event was delivered); hand
+  the event to your own thread or queue instead.
 * :class:`TargetResult` is a value: status ``ok``/``failed``/``cancelled``, a
-  one-line reason naming path, offset and cause, capacity, bytes written and
+  one-line reason naming path, offset and cause, a stable ``cause`` code
+  (``fake_capacity``, ``removed``, ``read_only``, ``too_small``,
+  ``write_error``, ``verify_failed``, ``refused``, ``busy``, ``cancelled``,
+  ``content_damaged``, ``content_removed``, ``unknown``) with ``detail``
+  numbers (``real``/``claimed`` for a fake), capacity, bytes written and
   verified, seconds per phase, bus bytes (and ``bus_ratio`` to content size),
   catch-up source reads, notes (a quick wipe says donor data may remain).
 * ``observer`` (:class:`SourceObserver`): ``chunk(source, offset, data)`` sees

@@ -27,7 +27,13 @@ from pathlib import Path
 
 import xxhash
 
-from appliance.drives.errors import DriveError, TooSmall, VerifyFailed, WriteProtected
+from appliance.drives.errors import (
+    DriveError,
+    FakeCapacity,
+    TooSmall,
+    VerifyFailed,
+    WriteProtected,
+)
 from appliance.drives.target import ALIGN, Target, aligned_buffer, open_target
 from appliance.engine.chunks import Chunk, chunks
 from appliance.engine.events import (
@@ -57,6 +63,8 @@ MiB = 1024 * 1024
 #: Roles that make up the file system: always written, even by a quick wipe.
 FS_ROLES = frozenset({"mbr", "gap", "boot", "fat", "dir", "data"})
 QUICK_SPAN = 32 * MiB
+#: Longest run of zero chunks written in one call (from one shared buffer: no memory per target).
+ZERO_RUN = 4 * MiB
 
 
 @dataclass(frozen=True)
@@ -169,7 +177,7 @@ class _Worker:
             raise _Cancelled()
         failed = self.batch.feed.failed
         if failed is not None:
-            raise SourceFailed(failed)
+            raise SourceFailed(failed, self.batch.feed.failed_code)
 
     # -- I/O with accounting -------------------------------------------------
     def _write(self, offset: int, data: memoryview) -> None:
@@ -186,21 +194,22 @@ class _Worker:
     # -- the run -------------------------------------------------------------
     def run(self) -> None:
         status: Status = "ok"
-        reason = ""
+        reason = cause = ""
+        detail: dict[str, float] = {}
         notes: list[str] = []
         try:
             self._run(notes)
-        except _Cancelled:
-            status, reason = "cancelled", "cancelled"
-        except TargetStopped:
-            status, reason = "cancelled", "cancelled"
+        except (_Cancelled, TargetStopped):
+            status, reason, cause = "cancelled", "cancelled", "cancelled"
         except SourceFailed as exc:
-            status, reason = "failed", str(exc)
+            status, reason, cause = "failed", str(exc), exc.code
         except DriveError as exc:
-            status, reason = "failed", str(exc)
+            status, reason, cause = "failed", str(exc), exc.code
+            if isinstance(exc, FakeCapacity):
+                detail = {"real": float(exc.real), "claimed": float(exc.claimed)}
         except Exception as exc:
             log.exception("engine worker for %s failed", self.name)
-            status, reason = "failed", f"{self.name}: internal error: {exc}"
+            status, reason, cause = "failed", f"{self.name}: internal error: {exc}", "unknown"
         finally:
             self.batch.feed.target_done(self.tid)
             self._enter("done")
@@ -221,6 +230,8 @@ class _Worker:
             source_extra_reads=self.count.extra,
             wipe=self.opts.wipe,
             notes=tuple(notes),
+            cause=cause,
+            detail=detail,
         )
         self.batch._finished(self.tid, result)
 
@@ -267,6 +278,7 @@ class _Worker:
             self._blank_probe(probe.offsets)
         wipe_ranges += [(0, QUICK_SPAN), (max(0, cap - QUICK_SPAN), cap)]
         self._check()
+        self.batch.feed.wait_start(self.tid)
         self._enter("write")
         records, head = self._write_pass(wipe_ranges)
         target.flush()
@@ -317,6 +329,15 @@ class _Worker:
         done = 0
         later = total  # verify reads the same bytes again
         feed = self.batch.feed
+        run_start = run_len = 0
+
+        def flush_run() -> None:
+            nonlocal run_len
+            if run_len:
+                self._write(run_start, zeros.view[:run_len])
+                run_len = 0
+                self._progress(done, total, later)
+
         try:
             for chunk in chunks(self.plan.extents(), self.plan.capacity, size):
                 self._check()
@@ -334,23 +355,32 @@ class _Worker:
                             later -= n
                             self._progress(done, total, later)
                             continue
-                    data = zeros.view[:n]
-                    digest = zeros.hash(n)
-                else:
-                    for piece in chunk.pieces:
-                        at = piece.offset - chunk.offset
-                        dest = view[at : at + piece.length]
-                        src = piece.source
-                        if piece.role == "mbr" or isinstance(src, Zeros):
-                            dest[:] = zeros.view[: piece.length]
-                        elif isinstance(src, Literal):
-                            dest[:] = src.data[piece.position : piece.position + piece.length]
-                        elif isinstance(src, FileRange):
-                            self.count.extra += feed.copy_into(
-                                self.tid, src.path, piece.position, dest
-                            )
-                    data = view[:n]
-                    digest = xxhash.xxh3_64_intdigest(data)
+                    # Zeros come from one shared buffer: gather a run and write it
+                    # in one call (fewer, larger I/Os); hashes stay per chunk.
+                    if run_len and run_start + run_len == chunk.offset and run_len + n <= ZERO_RUN:
+                        run_len += n
+                    else:
+                        flush_run()
+                        run_start, run_len = chunk.offset, n
+                    offsets.append(chunk.offset)
+                    hashes.append(zeros.hash(n))
+                    done += n
+                    if run_len >= ZERO_RUN:
+                        flush_run()
+                    continue
+                flush_run()
+                for piece in chunk.pieces:
+                    at = piece.offset - chunk.offset
+                    dest = view[at : at + piece.length]
+                    src = piece.source
+                    if piece.role == "mbr" or isinstance(src, Zeros):
+                        dest[:] = zeros.view[: piece.length]
+                    elif isinstance(src, Literal):
+                        dest[:] = src.data[piece.position : piece.position + piece.length]
+                    elif isinstance(src, FileRange):
+                        self.count.extra += feed.copy_into(self.tid, src.path, piece.position, dest)
+                data = view[:n]
+                digest = xxhash.xxh3_64_intdigest(data)
                 if chunk.offset == 0:
                     head = bytes(data[:ALIGN])
                 self._write(chunk.offset, data)
@@ -358,6 +388,7 @@ class _Worker:
                 hashes.append(digest)
                 done += n
                 self._progress(done, total, later)
+            flush_run()
         finally:
             del view, buf  # freed when the last slice goes
         self._progress(done, total, later, force=True)
@@ -445,7 +476,7 @@ class Batch:
         self.options = options
         self.protect = tuple(protect)
         self.events = EventDispatcher(on_event)
-        self.zeros = _Zeros(options.chunk_size)
+        self.zeros = _Zeros(max(options.chunk_size, ZERO_RUN))
         self._lock = threading.Lock()
         self._results: dict[int, TargetResult] = {}
         self._done = threading.Event()

@@ -41,6 +41,12 @@ class TargetResult:
     source_extra_reads: int  # catch-up bytes this target read from the source itself
     wipe: WipeMode
     notes: tuple[str, ...] = ()
+    #: stable cause code when not ok: fake_capacity, removed, read_only, too_small,
+    #: write_error, verify_failed, refused, busy, cancelled, content_damaged,
+    #: content_removed, unknown ("" when ok)
+    cause: str = ""
+    #: numbers for messages, e.g. {"real": 8e9, "claimed": 64e9} for fake_capacity
+    detail: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +72,8 @@ class TargetResult:
             "source_extra_reads": self.source_extra_reads,
             "wipe": self.wipe,
             "notes": list(self.notes),
+            "cause": self.cause,
+            "detail": self.detail,
         }
 
 

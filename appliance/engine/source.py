@@ -5,12 +5,16 @@ that suits every plan (:func:`read_order`), hands each block to the optional
 :class:`SourceObserver` and keeps it in a window shared by all targets. A block
 leaves the window as soon as every target that needs it has copied it.
 
-The window is bounded (``budget`` bytes). When it is full the reader waits -
-unless some target is starving (waiting for a block not read yet, or for the
-end of the batch); then the oldest blocks are dropped even though a slow target
-still needs them. That target later reads those bytes from the source itself
-(*catch-up*), counted in ``extra_reads`` and never shown to the observer. So a
-slow stick costs a few extra reads, never the other sticks' time.
+The window is bounded (``budget`` bytes). When it is full the reader waits.
+If some target is starving (waiting for a block not read yet, or for the end
+of the batch) while others hold the full window for more than ``LAG_SHARE`` of
+a ``LAG_WINDOW``, the holders of the oldest block become *laggards*, and blocks
+that only laggards (or starving targets) still need are dropped. A laggard
+re-reads what it missed from the source itself (*catch-up*, counted in
+``extra_reads`` and never shown to the observer) and rejoins when it copies a
+block near the front again. So a slow stick costs a few extra reads and delays
+the others by at most about a ``LAG_WINDOW``; sticks that drift apart a little
+cost none.
 
 A failure of the source (``OSError``: SSD removed) or of the observer fails the
 whole batch: every waiting target wakes up and raises :class:`SourceFailed`.
@@ -34,8 +38,12 @@ from appliance.errors import FlashStationError
 log = logging.getLogger(__name__)
 
 
-#: Seconds a target may take to reach its content before the window stops waiting for it.
+#: Seconds a target may take to reach its content before the others start without it.
 START_GRACE = 1.0
+#: The reader measures, over windows of LAG_WINDOW seconds, how much of the time a full
+#: window kept a starving target waiting; above LAG_SHARE it leaves the holders behind.
+LAG_WINDOW = 2.0
+LAG_SHARE = 0.75
 
 
 class SourceObserver(Protocol):
@@ -52,7 +60,15 @@ class SourceObserver(Protocol):
 
 
 class SourceFailed(FlashStationError):
-    """The content source or the observer failed; the whole batch stops."""
+    """The content source or the observer failed; the whole batch stops.
+
+    ``code`` is ``content_removed`` (an ``OSError`` reading the source) or
+    ``content_damaged`` (the observer refused the content, or a file changed).
+    """
+
+    def __init__(self, message: str, code: str = "content_damaged") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class _NobodyLeft(Exception):
@@ -123,15 +139,25 @@ class SourceFeed:
     _stopped: set[int] = field(default_factory=set)
     _finished: bool = False
     _failed: str | None = None
+    _failed_code: str = "content_damaged"
     _seq: int = 0  # blocks published so far
-    _first_publish: float = 0.0
-    _taken: dict[int, int] = field(default_factory=dict)  # target -> newest block seq copied
+    _laggards: set[int] = field(default_factory=set)
+    _blocked_since: float | None = None
+    _blocked_total: float = 0.0
+    _window_start: float = field(default_factory=time.monotonic)
+    _ready: set[int] = field(default_factory=set)
+    _first_ready: float | None = None
     _thread: threading.Thread | None = None
     primary_reads: int = 0
     forced_evictions: int = 0
     peak_held: int = 0
 
     # -- life cycle --------------------------------------------------------
+    @property
+    def _rejoin(self) -> int:
+        """A laggard this many blocks from the newest one is back with the others."""
+        return max(1, self.budget // self.block_size // 4)
+
     def start(self, targets: Sequence[int]) -> None:
         self._writing = set(targets)
         self._alive = set(targets)
@@ -146,10 +172,15 @@ class SourceFeed:
     def failed(self) -> str | None:
         return self._failed
 
-    def fail(self, reason: str) -> None:
+    @property
+    def failed_code(self) -> str:
+        return self._failed_code
+
+    def fail(self, reason: str, code: str = "content_damaged") -> None:
         with self._cv:
             if self._failed is None:
                 self._failed = reason
+                self._failed_code = code
             self._cv.notify_all()
         if self.on_fail is not None:
             self.on_fail(reason)
@@ -200,9 +231,12 @@ class SourceFeed:
         except _NobodyLeft:
             return
         except SourceFailed as exc:
-            self.fail(str(exc))
+            self.fail(str(exc), exc.code)
         except OSError as exc:
-            self.fail(f"content SSD removed or unreadable ({exc.filename or ''}: {exc.strerror})")
+            self.fail(
+                f"content SSD removed or unreadable ({exc.filename or ''}: {exc.strerror})",
+                "content_removed",
+            )
         except Exception as exc:  # the observer's verdict, in its own words
             log.info("source observer failed the batch: %s", exc)
             self.fail(str(exc) or type(exc).__name__)
@@ -241,15 +275,22 @@ class SourceFeed:
                 while pending and self._held + len(data) > self.budget and self._blocks:
                     if self._failed:
                         return
-                    if self._starving and self._evict_for_laggards():
+                    starving = bool(self._starving)
+                    if starving and self._evict_for_laggards():
                         continue
-                    # A timeout only while someone starves: a target that has
-                    # not reached its content becomes a laggard after START_GRACE.
-                    self._cv.wait(START_GRACE / 4 if self._starving else None)
+                    now = time.monotonic()
+                    share = self._account(now, blocked=starving)
+                    if starving and share is not None and share > LAG_SHARE:
+                        # The window held others up most of the last LAG_WINDOW:
+                        # whoever still holds its oldest block is a laggard.
+                        oldest = next(iter(self._blocks.values()))
+                        self._laggards |= oldest.pending - self._starving
+                        continue
+                    left = LAG_WINDOW - (now - self._window_start)
+                    self._cv.wait(max(left, 0.01) if starving else None)
                     pending &= self._writing
+                self._account(time.monotonic(), blocked=False)
                 if pending:
-                    if not self._seq:
-                        self._first_publish = time.monotonic()
                     self._blocks[(path, index)] = _Block(data, pending, self._seq)
                     self._seq += 1
                     self._held += len(data)
@@ -257,29 +298,40 @@ class SourceFeed:
             self._produced[path] = offset + len(data)
             self._cv.notify_all()
 
-    def _evict_for_laggards(self) -> bool:
-        """Drop the oldest block that only lagging targets still need; False if none.
+    def _account(self, now: float, *, blocked: bool) -> float | None:
+        """Track the share of time the full window kept a starving target waiting.
 
-        A target lags when it is more than half a window behind the newest
-        block, or waits for another block itself: it will catch up from the
-        source. Targets near the front are
-        never robbed, so healthy sticks that run a little apart cost no reads.
+        Returns that share once per LAG_WINDOW (then starts a new window), else None.
         """
-        lag = max(1, self.budget // self.block_size // 2)
+        if self._blocked_since is not None:
+            self._blocked_total += now - self._blocked_since
+            self._blocked_since = None
+        elif blocked and not self._blocked_total:
+            self._window_start = now  # measure from the first wait, not from long ago
+        if blocked:
+            self._blocked_since = now
+        span = now - self._window_start
+        if span < LAG_WINDOW:
+            return None
+        share = self._blocked_total / span
+        self._window_start = now
+        self._blocked_total = 0.0
+        return share
+
+    def _evict_for_laggards(self) -> bool:
+        """Drop the oldest block that only laggards (or starving targets) need; False if none.
+
+        A laggard kept the others waiting too long; it re-reads what it
+        misses from the source and stops being a laggard once it copies a block
+        near the front again. Healthy sticks that drift apart a little are never
+        robbed, so they cost no extra reads.
+        """
         for key, block in self._blocks.items():
-            if all(self._lagging(t, lag) for t in block.pending):
+            if all(t in self._starving or t in self._laggards for t in block.pending):
                 self._drop(key)
                 self.forced_evictions += 1
                 return True
         return False
-
-    def _lagging(self, tid: int, lag: int) -> bool:
-        if tid in self._starving:
-            return True
-        taken = self._taken.get(tid)
-        if taken is None:  # not at its content yet (probing): give it a moment
-            return time.monotonic() - self._first_publish > START_GRACE
-        return self._seq - taken > lag
 
     # -- target side -------------------------------------------------------
     def copy_into(self, tid: int, path: Path, offset: int, out: memoryview) -> int:
@@ -299,8 +351,8 @@ class SourceFeed:
                     block = self._blocks.get((path, index))
                     if block is not None:
                         data = block.data
-                        if block.seq > self._taken.get(tid, -1):
-                            self._taken[tid] = block.seq
+                        if tid in self._laggards and self._seq - block.seq <= self._rejoin:
+                            self._laggards.discard(tid)  # caught up with the front
                         break
                     if self._produced.get(path, 0) > at:
                         break  # read already and dropped: catch up ourselves
@@ -337,14 +389,34 @@ class SourceFeed:
                 raise OSError(errno.EIO, "short read", str(path))
         except OSError as exc:
             reason = f"content SSD removed or unreadable ({path}: {exc.strerror})"
-            self.fail(reason)
-            raise SourceFailed(reason) from exc
+            self.fail(reason, "content_removed")
+            raise SourceFailed(reason, "content_removed") from exc
 
     def _check(self, tid: int) -> None:
         if self._failed is not None:
-            raise SourceFailed(self._failed)
+            raise SourceFailed(self._failed, self._failed_code)
         if tid in self._stopped:
             raise TargetStopped()
+
+    def wait_start(self, tid: int) -> None:
+        """Hold ``tid`` at its write pass until every live target got there (or START_GRACE).
+
+        Probes take different times; starting the content together keeps equal
+        sticks inside the window instead of making the last one a laggard that
+        re-reads everything. A slow prober delays the others by START_GRACE at most.
+        """
+        with self._cv:
+            self._ready.add(tid)
+            if self._first_ready is None:
+                self._first_ready = time.monotonic()
+            self._cv.notify_all()
+            deadline = self._first_ready + START_GRACE
+            while not self._alive <= self._ready:
+                self._check(tid)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
 
     def wait_finished(self, tid: int) -> None:
         """Block until every file was read and accepted by the observer."""

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.config import ConfigProblem
 from appliance.config.schema import StationConfig
 from appliance.content.errors import PackError
 from appliance.content.inserted import InsertedContent, insert
@@ -280,6 +281,12 @@ class HostedStation:
 
     def show_error(self, title: str, detail: str) -> None:
         self.station.post(ev.ConfigError(title, None, detail))
+
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        """The bad config screen: file and line, while running on ``using`` values."""
+        where = f"{problem.path}: " if problem.path else ""
+        detail = f"{where}{problem.message} (running on {using} values)"
+        self.station.post(ev.ConfigError(problem.file, problem.line, detail))
 
 
 def service_build(context: ServiceContext) -> StationBuild:
