@@ -4,7 +4,12 @@ Generates a few hundred MB of content (large and small files) in a temporary
 directory, builds a 1 GiB image once, then alternates timed runs of
 
 * ``flashstation make-image`` (scan + compile + write, from a fresh process),
+* the same work without the CLI (``appliance.commands.image.make_image`` in a
+  fresh interpreter): the CLI imports every area's command module at start-up,
+  which is not make-image's cost,
 * ``cp --sparse=always`` of the prebuilt image (the same bytes, already laid out),
+* ``write_image`` alone, in this process, for a plan compiled beforehand (the
+  copy path by itself),
 * ``mkfs.fat`` + ``mcopy -s`` into an empty image (reference only),
 
 each followed by an fsync of its output. Caches are dropped before every run
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -82,6 +88,17 @@ def timed(cmd: list[str], out: Path, cold: bool) -> float:
     return time.perf_counter() - start
 
 
+def timed_call(call: Callable[[], None], out: Path, cold: bool) -> float:
+    if out.exists():
+        out.unlink()
+    if cold:
+        drop_caches()
+    start = time.perf_counter()
+    call()
+    fsync_file(out)
+    return time.perf_counter() - start
+
+
 def mkfs_mcopy(content: Path, out: Path) -> list[str]:
     script = (
         f"truncate -s {CAPACITY} '{out}' && "
@@ -111,7 +128,13 @@ def main() -> int:
         )
         print("caches dropped before every run" if cold else "warm cache (not root)")
         out = tmp / "out.img"
-        times: dict[str, list[float]] = {"make-image": [], "cp": [], "mkfs+mcopy": []}
+        library = [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from appliance.commands.image import make_image; "
+            "make_image(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), quiet=True)",
+        ]
         commands = {
             "make-image": [
                 *flashstation,
@@ -121,26 +144,40 @@ def main() -> int:
                 str(CAPACITY),
                 str(out),
             ],
+            "library": [*library, str(content), str(CAPACITY), str(out)],
             "cp": ["cp", "--sparse=always", str(prebuilt), str(out)],
             "mkfs+mcopy": mkfs_mcopy(content, out),
         }
+        from appliance.fat32 import compile_plan, scan_content, write_image
+
+        plan = compile_plan(scan_content(content), CAPACITY)
+        runs = [*commands, "write_image"]
+        times: dict[str, list[float]] = {name: [] for name in runs}
         for round_no in range(ROUNDS):
-            order = list(commands) if round_no % 2 == 0 else list(reversed(commands))
+            order = runs if round_no % 2 == 0 else list(reversed(runs))
             for name in order:
-                times[name].append(timed(commands[name], out, cold))
+                if name == "write_image":
+                    times[name].append(timed_call(lambda: write_image(plan, out), out, cold))
+                else:
+                    times[name].append(timed(commands[name], out, cold))
         for name, values in times.items():
             best = min(values)
             print(
                 f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
                 f"({written / MiB / best:.0f} MiB/s)"
             )
-        ratio = statistics.median(times["cp"]) / statistics.median(times["make-image"])
+        for name, what in [
+            ("make-image", "flashstation make-image (CLI, all command modules imported)"),
+            ("library", "make-image's scan + compile + write in a fresh interpreter"),
+            ("write_image", "write_image alone (plan compiled beforehand, in this process)"),
+        ]:
+            ratio = statistics.median(times["cp"]) / statistics.median(times[name])
+            best_ratio = min(times["cp"]) / min(times[name])
+            print(
+                f"{what}:\n  throughput / cp --sparse=always: {ratio:.2f} of medians, "
+                f"{best_ratio:.2f} of best runs (goal >= 0.90)"
+            )
         ref = statistics.median(times["mkfs+mcopy"]) / statistics.median(times["make-image"])
-        best_ratio = min(times["cp"]) / min(times["make-image"])
-        print(
-            f"make-image throughput / cp --sparse=always: {ratio:.2f} of medians, "
-            f"{best_ratio:.2f} of best runs (goal >= 0.90)"
-        )
         print(f"make-image speed-up over mkfs.fat+mcopy: {ref:.2f}x")
     return 0
 

@@ -81,7 +81,7 @@ def test_bad_size_is_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_demo_builds_and_checks_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--image"]) == 0
     out = capsys.readouterr().out
     assert "세계인권선언 제1조.txt" in out
     assert "fsck.fat -n: exit status 0" in out

@@ -71,8 +71,20 @@ def test_thirty_names_colliding_in_8_3(tmp_path: Path) -> None:
     put(src, "readme2.txt", b"lower case 8.3")
     put(src, "a.b.c.d", b"dots")
     put(src, "name with  spaces.mp3", b"spaces")
+    # equal but for case is fine in different folders (refused within one: test_fat32_scan)
+    put(src, "sub/readme.txt", b"lower")
+    put(src, "SUB2/README.TXT", b"upper")
+    put(src, "Sub3/ReadMe.Txt", b"mixed")
     image = build(src, tmp_path / "c.img")
     assert_readers_agree(image, src, tmp_path)
+    listing = subprocess.run(
+        ["mdir", "-i", f"{image}@@1M", "::/"], capture_output=True, text=True, env=ENV
+    ).stdout
+    shorts = [line[:12] for line in listing.splitlines() if line.endswith(".text")]
+    assert shorts[:4] == [f"LONGFI~{n} TEX" for n in range(1, 5)]
+    hashed = shorts[4:]
+    assert len(hashed) == 26 and len(set(hashed)) == 26
+    assert all(re.fullmatch(r"LO[0-9A-F]{4}~\d TEX", s) for s in hashed), hashed
 
 
 def test_directory_of_2000_entries(tmp_path: Path) -> None:
@@ -171,3 +183,22 @@ def test_same_tree_same_options_same_bytes(tmp_path: Path) -> None:
     os.utime(src / "b.txt", (1, 1))  # source times never matter
     second = build(src, tmp_path / "2.img", volume_serial=7).read_bytes()
     assert first == second
+
+
+@pytest.mark.parametrize(
+    ("capacity", "cluster_size"),
+    [(9 * 1000**3, 8192), (20 * 1000**3, 16384), (40 * 1000**3, 32768)],
+)
+def test_every_default_cluster_size(tmp_path: Path, capacity: int, cluster_size: int) -> None:
+    src = tmp_path / "src"
+    put(src, "영화/에피소드 01.mp4", os.urandom(cluster_size * 3 + 1))
+    put(src, "영화/빈.txt")
+    put(src, "a.txt", os.urandom(cluster_size))
+    image = build(src, tmp_path / "big.img", capacity)
+    try:
+        from appliance.fat32 import inspect_image
+
+        assert inspect_image(image).cluster_size == cluster_size
+        assert_readers_agree(image, src, tmp_path)
+    finally:
+        image.unlink()

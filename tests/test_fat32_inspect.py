@@ -96,3 +96,24 @@ def test_inspect_refuses_non_images(tmp_path: Path) -> None:
         inspect_image(junk)
     with pytest.raises(NotAnImage, match="cannot be opened"):
         inspect_image(tmp_path / "missing.img")
+
+
+def test_inspect_reads_a_volume_without_partition_table(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    sample_tree(src)
+    image = build(src, tmp_path / "a.img")
+    from appliance.fat32.image import extract_partition
+
+    volume = extract_partition(image, MiB, 63 * MiB, tmp_path / "volume.img")
+    info = inspect_image(volume)
+    assert info.partitions == [] and info.volume_offset == 0
+    assert {"/".join(e.path) for e in info.entries} == mdir_paths(image)
+    assert "starts at sector 0" in render(info)
+
+
+def test_deep_nesting_is_read(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    put(src, "/".join(["d"] * 100) + "/f.txt", b"deep")
+    image = build(src, tmp_path / "deep.img")
+    info = inspect_image(image)
+    assert max(len(e.path) for e in info.entries) == 101

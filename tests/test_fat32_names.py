@@ -6,6 +6,9 @@ import os
 import struct
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from appliance.fat32 import names
 from tests.fat32_oracles import assert_readers_agree
 from tests.test_fat32_images import build, put
@@ -78,3 +81,42 @@ def test_name_lengths_around_entry_boundaries(tmp_path: Path) -> None:
         put(src, "한" * n, b"hangul")
     image = build(src, tmp_path / "n.img")
     assert_readers_agree(image, src, tmp_path)
+
+
+SHORT_OK = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("aAbB1 ._~+가나다"), min_size=1, max_size=14).filter(
+            lambda n: names.name_problem(n) is None
+        ),
+        max_size=40,
+        unique_by=names.fold,
+    )
+)
+def test_short_names_unique_and_valid(batch: list[str]) -> None:
+    alloc = names.ShortNames()
+    exact = [names.exact_short(n) for n in batch]
+    for short in exact:
+        if short is not None:
+            alloc.reserve(short)
+    shorts = [e if e is not None else alloc.generate(n) for n, e in zip(batch, exact, strict=True)]
+    assert len(set(shorts)) == len(shorts)
+    for short in shorts:
+        assert len(short) == 11 and set(short) <= SHORT_OK
+        assert short[0] != 0x20  # never starts with a space
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=255))
+def test_long_name_entries_round_trip(name: str) -> None:
+    if not name or names.utf16_units(name) > 255:
+        return
+    raw = names.lfn_entries(name, b"X       Y  ")
+    assert len(raw) == 32 * names.lfn_count(name) or names.exact_short(name) is not None
+    parts = [raw[i : i + 32] for i in range(0, len(raw), 32)][::-1]
+    units = b"".join(p[1:11] + p[14:26] + p[28:32] for p in parts)
+    decoded = units.decode("utf-16-le", "surrogatepass").split("\x00", 1)[0]
+    assert decoded == name.split("\x00", 1)[0]

@@ -219,3 +219,13 @@ def test_bad_options_refused() -> None:
 def test_label_is_stored_upper_case() -> None:
     plan = compile_plan(synthetic(1, 1), 64 * MiB, LayoutOptions(label="films 2"))
     assert plan.boot_sector()[71:82] == b"FILMS 2    "
+
+
+def test_write_image_refuses_device_nodes(tmp_path: Path) -> None:
+    from appliance.fat32.image import ImageTargetError, write_image
+
+    plan = compile_plan(synthetic(1, 0), 64 * MiB)
+    with pytest.raises(ImageTargetError):
+        write_image(plan, Path("/dev/null"))
+    assert Path("/dev/null").is_char_device()
+    assert not Path("/dev/.null.partial").exists()

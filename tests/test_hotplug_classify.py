@@ -155,3 +155,18 @@ def test_device_repr_never_shows_the_serial() -> None:
     dev = DeviceInfo(props, size=8, id="abcd")
     for text in (repr(dev), str(dev), dev.label(), Classifier().classify(dev).reason):
         assert props["ID_SERIAL_SHORT"] not in text
+
+
+def test_config_check_rejects_unknown_rule_names(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from appliance.config import ConfigError, load_layers
+
+    bad = Path(str(tmp_path)) / "bad.yaml"
+    bad.write_text("hotplug:\n  rules: [partition, usb_flsh]\n")
+    with pytest.raises(ConfigError) as err:
+        load_layers([bad])
+    assert "usb_flsh" in str(err.value) and "bad.yaml:2" in str(err.value)
+    good = Path(str(tmp_path)) / "good.yaml"
+    good.write_text("hotplug:\n  rules: [partition, usb_flash]\n")
+    assert load_layers([good]).hotplug.rules == ["partition", "usb_flash"]

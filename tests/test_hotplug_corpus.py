@@ -136,3 +136,24 @@ def test_serials_never_reach_cli_output(capsys: pytest.CaptureFixture[str]) -> N
         serial = read_dump(path).get("ID_SERIAL_SHORT")
         if serial:
             assert serial not in out, path.name
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from appliance.hotplug.props import DumpError, parse_dump  # noqa: E402
+
+
+@given(st.text())
+def test_parse_dump_accepts_or_refuses_cleanly(text: str) -> None:
+    try:
+        props = parse_dump(text)
+    except DumpError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert props and all(key and "=" not in key for key in props)
+
+
+def test_parse_dump_forms() -> None:
+    text = "# c\n\nP: /devices/x\nE: A=1\nB='two words'\nC=x=y\nN: sda\n"
+    assert parse_dump(text) == {"A": "1", "B": "two words", "C": "x=y"}

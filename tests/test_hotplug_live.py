@@ -189,3 +189,33 @@ def test_devices_watch_prints_events_from_a_fake_hub(
     assert rows[0]["verdict"] == "target" and rows[2]["rule"] == "composite"
     assert "not a plain storage device" in rows[1]["message"]
     assert all("FAKE0000" not in json.dumps(r) for r in rows)  # no serial
+
+
+def test_devices_list_opens_no_device_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """READ-ONLY: no block device node is opened from Python while listing."""
+    import builtins
+    import os
+    import re
+
+    block = re.compile(r"^/dev/(disk/|(sd|vd|hd|xvd|sr|mmcblk|nvme|loop|zram|dm-|md)\w*$)")
+
+    real_open, real_os_open = builtins.open, os.open
+    opened: list[str] = []
+
+    def guard(path: object) -> None:
+        if block.match(str(path)):
+            opened.append(str(path))
+            raise AssertionError(f"devices list opened {path}")
+
+    def fake_open(file: object, *args: object, **kwargs: object) -> object:
+        guard(file)
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    def fake_os_open(path: object, *args: object, **kwargs: object) -> int:
+        guard(path)
+        return real_os_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_os_open)
+    assert main(["devices", "list", "--json"]) == 0
+    assert opened == []

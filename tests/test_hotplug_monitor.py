@@ -115,7 +115,8 @@ def test_composite_hid_and_storage_device_is_refused() -> None:
     assert out[0].message == "slot 6: not a plain storage device — remove it"
     assert "HID" in out[0].reason
     assert state.rejected() == out
-    state.apply(UEvent("remove", usb_device_props("1.6", interfaces=pepperc)))
+    pulled = state.apply(UEvent("remove", usb_device_props("1.6", interfaces=pepperc)))
+    assert pulled == [DriveGone(6, out[0].port, "", "", "removed")]  # the message clears
     assert state.rejected() == []
 
 

@@ -185,3 +185,26 @@ def test_reason_codes(reason: str, code: str) -> None:
 
 def test_scrub() -> None:
     assert scrub("x abc123 /dev/sdb1 y", "ABC123") == "x <drive> <device> y"
+
+
+def test_writer_never_blocks_the_station_and_drains_on_stop(tmp_path: Path) -> None:
+    import time
+
+    from appliance.service.ledger import LedgerWriter
+
+    with Ledger(tmp_path) as led:
+        slow_record = led.record
+
+        def slow(event: object) -> None:
+            time.sleep(0.05)  # an SD card's fsync
+            slow_record(event)  # type: ignore[arg-type]
+
+        led.record = slow  # type: ignore[method-assign]
+        writer = LedgerWriter(led)
+        t0 = time.monotonic()
+        for i in range(10):
+            writer.send(JobStarted(f"j{i}", "b", f"S{i}", 1, "t"))
+            writer.send(JobFinished(f"j{i}", "done"))
+        assert time.monotonic() - t0 < 0.2  # 20 events x 50 ms would be 1 s on the caller
+        writer.stop()
+        assert led.totals().done == 10

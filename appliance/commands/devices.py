@@ -14,21 +14,20 @@ import os
 import queue
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import load_layers
 from appliance.config.schema import StationConfig
 from appliance.errors import UsageError
-from appliance.hotplug.classify import Classifier, Context
-from appliance.hotplug.device import DeviceInfo
-from appliance.hotplug.events import HotplugEvent
-from appliance.hotplug.monitor import Monitor, PyudevSource, Source
-from appliance.hotplug.props import read_dump
-from appliance.hotplug.slots import SlotMap
-from appliance.hotplug.state import HotplugState, UEvent
-from appliance.hotplug.sysinfo import live_devices, mounted_devnums, system_disks
-from appliance.hotplug.usbpolicy import PolicyDecision, judge_properties
 from appliance.units import format_size, parse_size
+
+# The hotplug package is imported inside the handlers: every `flashstation`
+# command builds this parser, and most never need it.
+if TYPE_CHECKING:
+    from appliance.hotplug.events import HotplugEvent
+    from appliance.hotplug.monitor import Source
+    from appliance.hotplug.state import UEvent
+    from appliance.hotplug.usbpolicy import PolicyDecision
 
 
 def register(sub: Any) -> None:
@@ -64,6 +63,8 @@ def register(sub: Any) -> None:
 
 def report_policy(event: UEvent) -> PolicyDecision:
     """The USB policy judged on udev's interface list only: ``watch`` never authorises."""
+    from appliance.hotplug.usbpolicy import judge_properties
+
     return judge_properties(dict(event.properties))
 
 
@@ -72,6 +73,10 @@ def _config(args: argparse.Namespace) -> StationConfig:
 
 
 def classify_command(args: argparse.Namespace) -> int:
+    from appliance.hotplug.classify import Classifier, Context
+    from appliance.hotplug.device import DeviceInfo
+    from appliance.hotplug.props import read_dump
+
     size = None
     if args.size is not None:
         try:
@@ -90,6 +95,9 @@ def classify_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from appliance.hotplug.classify import Classifier, Context
+    from appliance.hotplug.sysinfo import live_devices, mounted_devnums, system_disks
+
     config = _config(args)
     mounts = mounted_devnums()
     devices = sorted(live_devices(mounts=mounts), key=lambda d: d.devname)
@@ -122,6 +130,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 def make_watch_source() -> Source:
     """The udev source ``watch`` listens to (tests replace it with a fake)."""
+    from appliance.hotplug.monitor import PyudevSource
+
     return PyudevSource()
 
 
@@ -138,6 +148,12 @@ def _event_row(event: HotplugEvent) -> dict[str, Any]:
 
 def watch_command(args: argparse.Namespace) -> int:
     """Follow udev through the same state diff the station uses; never writes anything."""
+    from appliance.hotplug.classify import Classifier, Context
+    from appliance.hotplug.monitor import Monitor
+    from appliance.hotplug.slots import SlotMap
+    from appliance.hotplug.state import HotplugState
+    from appliance.hotplug.sysinfo import mounted_devnums, system_disks
+
     config = _config(args)
     mounts = mounted_devnums()
     system = frozenset(system_disks(mounts=mounts))
@@ -145,7 +161,7 @@ def watch_command(args: argparse.Namespace) -> int:
     state = HotplugState(
         classifier, SlotMap(config.hotplug.slots), os.urandom(16), policy=report_policy
     )
-    printed = queue.Queue[HotplugEvent]()
+    printed: queue.Queue[HotplugEvent] = queue.Queue()
     monitor = Monitor(make_watch_source(), state, printed.put)
     monitor.start()
     deadline = None if args.seconds is None else time.monotonic() + args.seconds

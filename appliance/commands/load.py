@@ -1,5 +1,13 @@
 """``flashstation load``: wipe, load and verify sticks (or image files) from a content folder.
 
+``--content`` is a plain folder (loaded whole) or a sealed content pack
+(``manifest.yaml`` + ``manifest.yaml.sig``, see docs/content-pack.md): then the
+signature is checked first against ``--trusted-key`` and the ``--config``
+file's ``content.trusted_keys``, missing or resized files are refused before
+any drive is touched, each target gets the largest tier that fits its
+capacity (with ``content.headroom``), and every file is hashed as it streams:
+a mismatch fails the batch with "content SSD damaged: <file>".
+
 Each ``--target`` is a block device or an existing image file whose size is the
 capacity. Block devices pass the refusal checks first (partition, mounted,
 swap, system disk, holds the content) and are opened ``O_EXCL``; nothing that
@@ -17,12 +25,17 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tqdm import tqdm
 
+from appliance.config import load_config
+from appliance.content import NoTierFits, Pack, is_pack, load_trusted, open_pack
+from appliance.content.planner import PlainFolder, choose_tier
+from appliance.content.stream import StreamChecker
 from appliance.drives import DriveError, open_target
 from appliance.drives.target import DeviceTarget
 from appliance.engine import (
@@ -36,7 +49,7 @@ from appliance.engine import (
     start_batch,
 )
 from appliance.errors import UsageError
-from appliance.fat32 import LayoutError, LayoutOptions, compile_plan, scan_content
+from appliance.fat32 import ContentTree, LayoutError, LayoutOptions, compile_plan
 from appliance.units import format_size, parse_size
 
 
@@ -47,7 +60,25 @@ def register(sub: Any) -> None:
         description="Wipe each target, write the content as FAT32, verify every byte on the "
         "drive, and write the partition table last.",
     )
-    p.add_argument("--content", required=True, metavar="DIR", help="content folder")
+    p.add_argument(
+        "--content",
+        required=True,
+        metavar="DIR",
+        help="content folder, or a sealed content pack (manifest.yaml + signature)",
+    )
+    p.add_argument(
+        "--trusted-key",
+        dest="trusted_keys",
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="public key trusted to sign a pack (repeatable; adds to content.trusted_keys)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="station.yaml for content.trusted_keys, allow_unsigned and headroom",
+    )
     p.add_argument(
         "--target",
         required=True,
@@ -156,8 +187,9 @@ def load_command(args: argparse.Namespace) -> int:
         buffer_budget=parse_size(args.buffer),
         skip_zero_chunks=bool(args.skip_zero_chunks),
     )
-    tree = scan_content(content)
     layout = LayoutOptions(label=args.label)
+    loaded = _open_content(content, args)
+    content_bytes = 0
     results: dict[str, TargetResult] = {}
     jobs: list[Job] = []
     opened: list[DeviceTarget] = []
@@ -170,8 +202,10 @@ def load_command(args: argparse.Namespace) -> int:
                 continue
             opened.append(target)
             try:
+                tree = loaded.tree_for(name, target.capacity, layout)
                 plan = compile_plan(tree, target.capacity, layout)
-            except LayoutError as exc:
+                content_bytes = max(content_bytes, tree.total_bytes)
+            except (LayoutError, NoTierFits) as exc:
                 results[name] = _failed(name, f"{name}: {exc}", args.wipe, "too_small")
                 target.close()
                 continue
@@ -181,15 +215,17 @@ def load_command(args: argparse.Namespace) -> int:
             t.close()
         raise
     if jobs:
-        results.update(_run(jobs, options, content))
+        results.update(_run(jobs, options, content, loaded.observer))
     ordered = [results[name] for name in names]
-    _report(ordered, tree.total_bytes, bool(args.json))
+    _report(ordered, content_bytes, bool(args.json))
     return 0 if all(r.ok for r in ordered) else 1
 
 
-def _run(jobs: list[Job], options: LoadOptions, content: Path) -> dict[str, TargetResult]:
+def _run(
+    jobs: list[Job], options: LoadOptions, content: Path, observer: StreamChecker | None
+) -> dict[str, TargetResult]:
     bars = _Bars([j.label for j in jobs], None if sys.stderr.isatty() else True)
-    batch = start_batch(jobs, options, on_event=bars, protect=[content])
+    batch = start_batch(jobs, options, on_event=bars, protect=[content], observer=observer)
 
     def on_sigint(_sig: int, _frame: FrameType | None) -> None:
         print(
@@ -208,6 +244,45 @@ def _run(jobs: list[Job], options: LoadOptions, content: Path) -> dict[str, Targ
     if batch.error:
         print(f"flashstation: batch failed: {batch.error}", file=sys.stderr)
     return {r.target: r for r in results}
+
+
+@dataclass
+class _Content:
+    """What ``--content`` named: a plain folder, or a checked pack with its observer."""
+
+    source: Pack | PlainFolder
+    observer: StreamChecker | None = None
+    headroom: float = 0.0
+
+    def tree_for(self, name: str, capacity: int, layout: LayoutOptions) -> ContentTree:
+        """The folder's tree, or the largest tier that fits ``capacity``."""
+        source = self.source
+        if isinstance(source, PlainFolder):
+            return source.content_tree(0)
+        index = choose_tier(source, capacity, headroom=self.headroom, options=layout)
+        if index is None:
+            raise NoTierFits(
+                f"{name}: {format_size(capacity)} is too small for the smallest tier "
+                f"{source.tiers()[0].name!r} (with {self.headroom:.0%} kept free)"
+            )
+        print(f"{name}: tier {source.tiers()[index].name!r}", file=sys.stderr)
+        return source.content_tree(index)
+
+
+def _open_content(content: Path, args: argparse.Namespace) -> _Content:
+    """Check a pack's signature and files (no drive touched yet), or scan a plain folder."""
+    if not is_pack(content):
+        folder = PlainFolder(content)
+        folder.content_tree(0)  # scan now: refuse bad content before touching drives
+        return _Content(folder)
+    config = load_config(args.config).content
+    trusted = [*config.trusted_keys, *args.trusted_keys]
+    pack = open_pack(content, load_trusted(trusted), allow_unsigned=config.allow_unsigned)
+    pack.preflight()
+    signer = f"signed by key {pack.signer.id}" if pack.signer else "UNSIGNED (allowed by config)"
+    m = pack.manifest
+    print(f"content pack {m.title!r} version {m.version}, {signer}", file=sys.stderr)
+    return _Content(pack, pack.stream_checker(), config.headroom)
 
 
 def _report(results: list[TargetResult], content_size: int, as_json: bool) -> None:

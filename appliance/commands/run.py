@@ -44,12 +44,13 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="host a simulated station starting a job every SECONDS (service tests, try-outs)",
     )
+    parser.add_argument("--fake-hang-file", type=Path, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run_command)
 
 
 def _real_station(context: ServiceContext) -> StationBuild:
     try:
-        service_build = importlib.import_module("appliance.station").service_build
+        service_build = importlib.import_module("appliance.commands.hosting.station").service_build
     except (ImportError, AttributeError) as exc:
         raise FlashStationError(
             "the station (appliance.station.service_build) is not part of this build; "
@@ -73,7 +74,7 @@ def run_command(args: argparse.Namespace) -> int:
         period = args.fake_station
 
         def factory(context: ServiceContext) -> StationBuild:
-            return StationBuild(FakeStation(simulate_every=period))
+            return StationBuild(FakeStation(simulate_every=period, hang_file=args.fake_hang_file))
 
     else:
         factory = _real_station

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import load_layers
 from appliance.config.schema import StationConfig
 from appliance.errors import UsageError
-from appliance.hotplug import uhubctl
-from appliance.hotplug.learn import learn_slots, write_slots
-from appliance.hotplug.monitor import PyudevSource, Source
+
+# The hotplug package is imported inside the handlers (CLI start-up stays light).
+if TYPE_CHECKING:
+    from appliance.hotplug.monitor import Source
 
 DEFAULT_OUTPUT = "/etc/flashstation/station.yaml"
 
 
 def make_source() -> Source:
     """The udev source ``learn`` listens to (tests replace it with a fake)."""
+    from appliance.hotplug.monitor import PyudevSource
+
     return PyudevSource()
 
 
@@ -48,6 +51,8 @@ def register(sub: Any) -> None:
 
 
 def learn_command(args: argparse.Namespace) -> int:
+    from appliance.hotplug.learn import learn_slots, write_slots
+
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
     source = make_source()
@@ -81,6 +86,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def hubs_command(args: argparse.Namespace) -> int:
+    from appliance.hotplug import uhubctl
+
     hubs = uhubctl.detect()
     if not hubs:
         print("No hub with per-port power switching found (uhubctl missing or no such hub).")

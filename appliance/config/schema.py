@@ -10,6 +10,7 @@ equal. Field types understood by the loader: ``str``, ``int``, ``float``,
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -61,8 +62,8 @@ class ContentConfig:
     )
 
 
-#: Every classifier rule of ``appliance.hotplug.classify``, in the default order.
-HOTPLUG_RULES = (
+#: A classifier rule of ``appliance.hotplug.classify`` (``config check`` rejects other names).
+HotplugRule = Literal[
     "not_block",
     "partition",
     "system_device",
@@ -81,7 +82,9 @@ HOTPLUG_RULES = (
     "too_small",
     "too_large",
     "usb_flash",
-)
+]
+#: Every classifier rule, in the default order.
+HOTPLUG_RULES: tuple[HotplugRule, ...] = typing.get_args(HotplugRule)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class HotplugConfig:
     slots: dict[str, int] = field(
         default_factory=dict, metadata=doc("USB port path -> slot number (slots learn)")
     )
-    rules: list[str] = field(
+    rules: list[HotplugRule] = field(
         default_factory=lambda: list(HOTPLUG_RULES),
         metadata=doc("classifier rules in order; the first match decides"),
     )
@@ -115,6 +118,9 @@ class StationSection:
     )
     batch_window: Seconds = field(
         default=5.0, metadata=doc("sticks arriving within this share one read", minimum=0.0)
+    )
+    slots: int = field(
+        default=8, metadata=doc("slots shown on the screen (hub ports)", minimum=1, maximum=16)
     )
 
 
@@ -144,6 +150,15 @@ class UiConfig:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
     dim_after: Seconds = field(default=120.0, metadata=doc("dim the screen when idle", minimum=0))
+    shift_every: Seconds = field(
+        default=300.0, metadata=doc("move the picture by a pixel this often (burn-in)", minimum=0)
+    )
+    leds: list[int] = field(
+        default_factory=list, metadata=doc("GPIO (BCM) of an LED per slot, slot 1 first")
+    )
+    buzzer: int | None = field(
+        default=None, metadata=doc("GPIO (BCM) of an active buzzer; none when unset")
+    )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 from appliance import fat32
 from appliance.content.errors import ManifestError
+from appliance.content.keys import looks_like_private_key
 from appliance.content.manifest import (
     MANIFEST_NAME,
     FileEntry,
@@ -350,6 +351,9 @@ def check_pack(
                 "(split or re-encode it)"
             )
     report.errors.extend(fat_problems(files))
+    for path, disk in sorted(files.items()):
+        if looks_like_private_key(disk.path):
+            report.errors.append(f"{path}: looks like a private key; it would reach every stick")
     if tiers_raw is None and (root / MANIFEST_NAME).is_file():
         try:
             manifest = parse_manifest((root / MANIFEST_NAME).read_bytes())

@@ -49,6 +49,19 @@ class TrustedKey:
         return key_id(self.key)
 
 
+_PRIVATE_MARKERS = (b"PRIVATE KEY-----", b"OPENSSH PRIVATE KEY", b"PuTTY-User-Key-File")
+
+
+def looks_like_private_key(path: Path) -> bool:
+    """True when ``path`` starts like a PEM/OpenSSH/PuTTY private key (a curator's slip)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return any(marker in head for marker in _PRIVATE_MARKERS)
+
+
 def public_path(private: Path) -> Path:
     return private.with_name(private.name + ".pub")
 
@@ -145,7 +158,9 @@ def check_signature(
     """Return the trusted key that signed ``message``; raise :class:`SignatureError` if none."""
     raw = parse_signature(signature_file, where)
     if not trusted:
-        raise SignatureError(f"{where}: no trusted keys configured to check it against")
+        raise SignatureError(
+            f"{where}: no trusted keys to check it against (content.trusted_keys, --trusted-key)"
+        )
     for candidate in trusted:
         try:
             candidate.key.verify(raw, message)

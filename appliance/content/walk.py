@@ -38,6 +38,8 @@ JUNK_NAMES = frozenset(
 )
 ROOT_ONLY_JUNK = frozenset({"lost+found"})
 PACK_FILES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+#: FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM (``st_file_attributes`` exists on Windows only)
+_WINDOWS_HIDDEN_OR_SYSTEM = 0x2 | 0x4
 
 
 def is_junk(name: str, *, at_root: bool = False) -> bool:
@@ -87,6 +89,9 @@ def list_pack(root: Path, *, on_dir: Callable[[str], None] | None = None) -> Lis
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:
                 listing.odd.append(f"{child}: cannot be read ({exc.strerror})")
+                continue
+            if getattr(st, "st_file_attributes", 0) & _WINDOWS_HIDDEN_OR_SYSTEM:
+                listing.junk.append(child)  # Windows' hidden/system attribute
                 continue
             if stat.S_ISLNK(st.st_mode):
                 listing.odd.append(f"{child}: is a symbolic link (links are not allowed)")

@@ -16,6 +16,8 @@ from appliance.fat32.compiler import (
 )
 from appliance.fat32.geometry import MIN_CAPACITY, CapacityTooSmall
 from appliance.fat32.image import ContentChanged, write_image
+from appliance.fat32.inspect import ImageInfo, NotAnImage, inspect_image
+from appliance.fat32.options import options_from_config
 from appliance.fat32.plan import (
     ContentFile,
     ContentTree,
@@ -41,15 +43,19 @@ __all__ = [
     "Extent",
     "FatPlan",
     "FileRange",
+    "ImageInfo",
     "LayoutError",
     "LayoutOptions",
     "Literal",
+    "NotAnImage",
     "Plan",
     "PlannedFile",
     "Zeros",
     "compile_plan",
     "data_order",
     "fits",
+    "inspect_image",
+    "options_from_config",
     "required_capacity",
     "scan_content",
     "write_image",

@@ -5,8 +5,8 @@ zeros extent stays a hole (a 256 GB image of 1 GB of content takes 1 GB of
 disk). File data is copied inside the kernel with ``os.copy_file_range``
 (no trip through Python buffers; ``cp`` does the same), falling back to large
 buffered copies where the kernel or filesystem cannot. The image is written
-under a temporary name and renamed when complete, so a failed run never leaves
-something that looks like a finished image.
+under a temporary name, flushed, and renamed when complete, so a failed run
+(or a power cut) never leaves something that looks like a finished image.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.errors import FlashStationError
 from appliance.fat32.plan import FileRange, LayoutError, Literal, Plan
 
 Progress = Callable[[int, int], None]
@@ -25,6 +26,10 @@ _READAHEAD_STEP = 2 * 1024 * 1024
 
 class ContentChanged(LayoutError):
     """A content file changed size between scanning and writing."""
+
+
+class ImageTargetError(FlashStationError, ValueError):
+    """The output of :func:`write_image` is not a (new or existing) regular file."""
 
 
 def bytes_to_write(plan: Plan) -> int:
@@ -37,6 +42,14 @@ def bytes_to_write(plan: Plan) -> int:
 
 def _is_zeros(source: object) -> bool:
     return not isinstance(source, Literal | FileRange)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def _open_source(path: Path) -> int:
@@ -130,6 +143,8 @@ class _Readahead(threading.Thread):
 def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None:
     """Write ``plan`` to the sparse file ``out`` (replaced only on success)."""
     out = Path(out)
+    if out.exists() and not out.is_file():
+        raise ImageTargetError(f"{out}: exists and is not a regular file; images go to files")
     tmp = out.with_name(f".{out.name}.partial")
     total = bytes_to_write(plan) if progress else 0
     done = 0
@@ -144,7 +159,7 @@ def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None
         for extent in plan.extents():
             source = extent.source
             if isinstance(source, Literal):
-                os.pwrite(fd, source.data, extent.offset)
+                _write_all(fd, source.data, extent.offset)
             elif isinstance(source, FileRange):
                 src = _open_source(source.path)
                 try:
@@ -171,6 +186,7 @@ def write_image(plan: Plan, out: Path, progress: Progress | None = None) -> None
             if progress:
                 done += extent.length
                 progress(done, total)
+        os.fsync(fd)  # on disk before it gets the final name
         os.close(fd)
         fd = -1
         os.replace(tmp, out)

@@ -55,6 +55,7 @@ class ImageInfo:
     clusters: int = 0
     free_clusters: int = 0
     fsinfo_free: int = 0
+    volume_offset: int | None = None  # where the FAT32 volume starts (bytes)
     entries: list[Entry] = field(default_factory=list)
 
 
@@ -178,6 +179,16 @@ def _short_text(short: bytes, case_flags: int) -> str:
     return f"{base}.{ext}" if ext else base
 
 
+def _volume_offset(sector0: bytes, partitions: list[Partition]) -> int | None:
+    """The first FAT32 partition's start, 0 for a volume without partition table."""
+    fat = [p for p in partitions if p.type in (0x0B, 0x0C)]
+    if fat:
+        return fat[0].start
+    if sector0[0] in (0xEB, 0xE9) and sector0[82:90] == b"FAT32   ":
+        return 0  # a "superfloppy": the filesystem starts at sector 0
+    return None
+
+
 def inspect_image(path: Path) -> ImageInfo:
     """Read the partition table and the FAT32 filesystem of an image file."""
     path = Path(path)
@@ -201,10 +212,11 @@ def inspect_image(path: Path) -> ImageInfo:
                     Partition(i + 1, raw[0] == 0x80, raw[4], start * SECTOR, count * SECTOR)
                 )
         info = ImageInfo(size, partitions)
-        fat = [p for p in partitions if p.type in (0x0B, 0x0C)]
-        if not fat:
+        offset = _volume_offset(mbr, partitions)
+        if offset is None:
             return info
-        vol = _Volume(f, fat[0].start)
+        info.volume_offset = offset
+        vol = _Volume(f, offset)
         info.oem_name = vol.boot[3:11].decode("latin-1")
         info.serial = struct.unpack_from("<I", vol.boot, 67)[0]
         info.cluster_size = vol.cluster_size
@@ -214,8 +226,8 @@ def inspect_image(path: Path) -> ImageInfo:
         info.free_clusters = vol.count_free()
 
         def walk(first: int, rel: tuple[str, ...], depth: int) -> None:
-            if depth > 64:
-                raise NotAnImage("directories nest deeper than 64 levels (a loop?)")
+            if depth > 130:  # a 255-unit path holds at most 128 levels
+                raise NotAnImage("directories nest deeper than 130 levels (a loop?)")
             for name, short, attr, cluster, fsize in vol.directory(first):
                 if attr & 0x08:
                     if not rel:
@@ -237,10 +249,11 @@ def inspect_image(path: Path) -> ImageInfo:
 
 def read_file(path: Path, entry: Entry) -> bytes:
     """The contents of ``entry`` read through the FAT (for small files and tests)."""
-    info_parts = inspect_image(path).partitions
-    fat = [p for p in info_parts if p.type in (0x0B, 0x0C)]
+    offset = inspect_image(path).volume_offset
+    if offset is None:
+        raise NotAnImage(f"{path}: no FAT32 volume")
     with open(path, "rb") as f:
-        vol = _Volume(f, fat[0].start)
+        vol = _Volume(f, offset)
         out = bytearray()
         for cluster in vol.chain(entry.first_cluster):
             out += vol.cluster_data(cluster)
@@ -255,7 +268,7 @@ _TYPES = {0x0B: "FAT32 (CHS)", 0x0C: "FAT32 (LBA)", 0x07: "NTFS/exFAT", 0x83: "L
 def render(info: ImageInfo) -> str:
     """The text ``flashstation inspect`` prints."""
     lines = [f"image: {format_size(info.size)} ({info.size} bytes)", "partitions:"]
-    if not info.partitions:
+    if not info.partitions and info.volume_offset != 0:
         lines.append("  (none)")
     for p in info.partitions:
         kind = _TYPES.get(p.type, "unknown")
@@ -264,6 +277,8 @@ def render(info: ImageInfo) -> str:
             f"  {p.index}: type 0x{p.type:02X} {kind}{boot}, starts at {p.start} "
             f"({p.start // 1024} KiB), {format_size(p.size)} ({p.size} bytes)"
         )
+    if info.volume_offset == 0:
+        lines.append("  (none: the FAT32 volume starts at sector 0)")
     if not info.cluster_size:
         lines.append("no FAT32 partition")
         return "\n".join(lines)

@@ -90,6 +90,11 @@ def check_directory(rel: tuple[str, ...], child_names: list[str], *, root: bool)
     seen: dict[str, str] = {}
     for child in child_names:
         key = names.fold(child)
+        if key in seen and seen[key] == child:
+            raise NameClash(
+                f"{_show((*rel, child))}: two names in this folder are the same once "
+                "written in Unicode NFC (one was decomposed, as macOS writes names)"
+            )
         if key in seen:
             raise NameClash(
                 f"{_show((*rel, child))}: differs from {seen[key]!r} only in case; "
@@ -165,6 +170,11 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
             name = names.normalize(raw)
             child_rel = (*rel, name)
             check_name(child_rel)
+            if warn is not None and any(ord(c) > 0xFFFF for c in name):
+                warn(
+                    f"{_show(child_rel)}: has characters beyond Unicode's basic plane "
+                    "(emoji and the like); some readers (mtools, older players) show them as _"
+                )
             path = Path(entry.path)
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):

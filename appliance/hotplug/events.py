@@ -40,7 +40,11 @@ class DriveArrived(HotplugEvent):
 
 @dataclass(frozen=True)
 class DriveGone(HotplugEvent):
-    """A disk disappeared: any job on it fails with ``reason``; its slot is free at once."""
+    """A disk disappeared: any job on it fails with ``reason``; its slot is free at once.
+
+    Also sent, with empty ``devname`` and ``drive_id``, when a refused device
+    (:class:`DeviceRejected`) is pulled, so the slot's message clears.
+    """
 
     kind: ClassVar[str] = "drive_gone"
     devname: str

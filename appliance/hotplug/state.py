@@ -154,9 +154,14 @@ class HotplugState:
         props = event.properties
         devpath = props.get("DEVPATH", "")
         if event.action == "remove":
-            self._rejected.pop(devpath, None)
+            out: list[HotplugEvent] = []
+            rejected = self._rejected.pop(devpath, None)
             below = [p for p in self._drives if p.startswith(devpath + "/")]
-            return [self._gone(self._drives.pop(p)) for p in sorted(below)]
+            out += [self._gone(self._drives.pop(p)) for p in sorted(below)]
+            if rejected is not None and not below:
+                # the refused device was pulled: its slot's "remove it" message can go
+                out.append(DriveGone(rejected.slot, rejected.port, "", "", "removed"))
+            return out
         if event.action != "add" or self.policy is None:
             return []
         decision = self.policy(event)

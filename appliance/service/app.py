@@ -31,8 +31,9 @@ from types import FrameType
 from typing import Any
 
 from appliance.config import StationConfig
+from appliance.config.loader import ConfigProblem
 from appliance.service.interface import Station
-from appliance.service.ledger import Ledger, Totals
+from appliance.service.ledger import Ledger, LedgerWriter, Totals
 from appliance.service.notify import Notifier
 from appliance.service.power import PowerMonitor, Reader, Stagger, throttled_reader
 from appliance.service.settings import LoadedConfig
@@ -57,7 +58,10 @@ class ServiceContext:
     config: StationConfig
     ledger: Ledger
     stagger: Stagger  # call ``wait_turn()`` before each job starts writing
-    config_error: tuple[str, str] | None  # (title, detail) to show, or None
+    config_error: tuple[str, str] | None  # (title, detail) for the error screen, or None
+    config_problem: ConfigProblem | None = None  # the first problem of a bad config file
+    config_source: str = "files"  # the values in use: "files", "last good" or "defaults"
+    salt: bytes = b""  # the station's salt, for hotplug's drive ids (same as the ledger's)
 
     def totals(self, since: datetime | None = None) -> Totals:
         """The statistics screen's numbers (since start of the ledger, or ``since``)."""
@@ -98,6 +102,7 @@ class Service:
         self.stop_requested = threading.Event()
         self._dump_requested = threading.Event()
         self.ledger: Ledger | None = None
+        self.writer: LedgerWriter | None = None
         self.station: Station | None = None
         self.power: PowerMonitor | None = None
         self.watchdog: Watchdog | None = None
@@ -127,8 +132,11 @@ class Service:
 
     def _open_ledger(self) -> None:
         self.ledger = Ledger(self.state_dir, self.config.service.ledger_time_resolution)
+        self.writer = LedgerWriter(self.ledger)
 
     def _close_ledger(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()  # everything the stopping station reported is recorded
         if self.ledger is not None:
             self.ledger.close()
 
@@ -139,16 +147,20 @@ class Service:
             self.ledger,
             Stagger(self.config.service.stagger),
             self.loaded.error_screen(),
+            self.loaded.first_problem,
+            self.loaded.source,
+            self.ledger.salt,
         )
         build = self.station_factory(context)
         self.station = build.station
-        self.station.add_listener(self.ledger.record)
+        assert self.writer is not None
+        self.station.add_listener(self.writer.send)
         station = self.station
 
         def start_station() -> None:
             station.start()
-            if context.config_error:
-                station.show_error(*context.config_error)
+            if context.config_problem is not None:
+                station.show_config_error(context.config_problem, context.config_source)
 
         return [*build.parts, Component("station", start_station, station.stop)]
 
@@ -236,6 +248,9 @@ class Service:
                 self._dump_requested.clear()
                 self.dump_state()
             self.stop_requested.wait(self.loop_period)
+        if self._dump_requested.is_set():  # SIGUSR1 just before SIGTERM: still answered
+            self._dump_requested.clear()
+            self.dump_state()
 
     def dump_state(self) -> None:
         """SIGUSR1: every thread's stack, the station's jobs and the ledger totals."""

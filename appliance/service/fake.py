@@ -3,14 +3,18 @@
 Used by the service's tests and by ``flashstation run --fake-station`` (the
 real-systemd test and anyone trying the service on a laptop). Tests drive it
 by calling :meth:`FakeStation.emit` and reading what the service did to it
-(``paused``, ``errors``, ``started``/``stopped``).
+(``paused``, ``errors``, ``started``/``stopped``). ``hang_file``: once that
+file exists, :meth:`status_line` deletes it and blocks forever, as a deadlocked
+station would (the real-systemd watchdog test).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from pathlib import Path
 
+from appliance.config.loader import ConfigProblem
 from appliance.service.interface import (
     BatchFinished,
     BatchStarted,
@@ -23,7 +27,10 @@ from appliance.service.interface import (
 
 
 class FakeStation:
-    def __init__(self, *, simulate_every: float | None = None) -> None:
+    def __init__(
+        self, *, simulate_every: float | None = None, hang_file: Path | None = None
+    ) -> None:
+        self.hang_file = hang_file
         self.listeners: list[Listener] = []
         self.started = False
         self.stopped = False
@@ -55,6 +62,10 @@ class FakeStation:
         self.stopped = True
 
     def status_line(self) -> str:
+        if self.hang_file is not None and self.hang_file.exists():
+            # a deadlock stand-in for the watchdog test: the caller (main loop) never returns
+            self.hang_file.unlink()
+            threading.Event().wait()
         state = f"paused ({self.paused})" if self.paused else "ready"
         if self.errors:
             state = f"error: {self.errors[-1][0]}"
@@ -69,8 +80,8 @@ class FakeStation:
     def set_paused(self, reason: str | None) -> None:
         self.paused = reason
 
-    def show_error(self, title: str, detail: str) -> None:
-        self.errors.append((title, detail))
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        self.errors.append((f"bad config, using {using} values", str(problem)))
 
     # -- driving it ---------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from appliance.config.loader import ConfigProblem
+
 #: How a job ended. ``interrupted`` is written only by recovery, never by a station.
 JobResult = Literal["done", "failed", "cancelled"]
 #: Coarse drive classes: the only vendor information the ledger keeps.
@@ -54,6 +56,7 @@ class JobFinished:
     seconds: Mapping[str, float] = field(default_factory=dict)  # per phase
     bytes_written: int = 0
     bytes_verified: int = 0
+    tier: str | None = None  # when the tier was only known after the probe
 
 
 StationEvent = BatchStarted | BatchFinished | JobStarted | JobFinished
@@ -98,6 +101,9 @@ class Station(Protocol):
         """Hold new jobs (running ones go on) while ``reason`` is set; show it on screen."""
         ...
 
-    def show_error(self, title: str, detail: str) -> None:
-        """Show an error screen (e.g. a bad config file) while carrying on."""
+    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
+        """Show the bad config screen (file and line) while carrying on with ``using``.
+
+        ``using`` is ``"last good"`` or ``"defaults"``: the values the station runs on.
+        """
         ...

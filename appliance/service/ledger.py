@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import re
 import secrets
 import sqlite3
@@ -124,6 +125,8 @@ _FORMATS: dict[str, str] = {
 
 # Reason codes: the first pattern that matches a (lower-cased) reason wins.
 _REASON_CODES: tuple[tuple[str, str], ...] = (
+    ("content damaged", "content damaged"),
+    ("content removed", "content removed"),
     ("fake capacity", "fake capacity"),
     ("write-protect", "write-protected"),
     ("read-only", "write-protected"),
@@ -329,6 +332,11 @@ class Ledger:
             row = self._db.execute("SELECT value FROM meta WHERE key='station_id'").fetchone()
         return str(row[0])
 
+    @property
+    def salt(self) -> bytes:
+        """The station's salt, for other per-station ids (never written anywhere else)."""
+        return self._salt
+
     def hash_serial(self, serial: str) -> str:
         return drive_hash(self._salt, serial)
 
@@ -405,7 +413,8 @@ class Ledger:
             db.execute(
                 "UPDATE jobs SET state=?, reason_code=?, reason=?, ended=?, seconds_probe=?, "
                 "seconds_write=?, seconds_verify=?, seconds_commit=?, seconds_total=?, "
-                "bytes_written=?, bytes_verified=? WHERE id=? AND state='running'",
+                "bytes_written=?, bytes_verified=?, tier=COALESCE(?, tier) "
+                "WHERE id=? AND state='running'",
                 (
                     event.result,
                     code,
@@ -418,6 +427,7 @@ class Ledger:
                     total,
                     int(event.bytes_written),
                     int(event.bytes_verified),
+                    event.tier,
                     row,
                 ),
             )
@@ -486,3 +496,36 @@ class Ledger:
     def schema_version(self) -> int:
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+
+class LedgerWriter:
+    """Records station events on its own thread, so the station never waits for an fsync.
+
+    Events go upward without blocking (Mopidy's ``listener.send``): :meth:`send`
+    only queues. :meth:`stop` records everything queued, then ends the thread;
+    the service calls it before closing the ledger. A failing write is logged,
+    never raised into the station.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._queue: queue.SimpleQueue[StationEvent | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="ledger", daemon=True)
+        self._thread.start()
+
+    def send(self, event: StationEvent) -> None:
+        self._queue.put(event)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self.ledger.record(event)
+            except Exception:
+                log.exception("ledger: could not record %r", event)

@@ -70,6 +70,10 @@ class StationRunner:
 
     def start(self) -> StationRunner:
         self.open()
+        return self.run_in_thread()
+
+    def run_in_thread(self) -> StationRunner:
+        """Apply events on the station thread from now on (after :meth:`open`)."""
         self._thread = threading.Thread(target=self._run, name="station", daemon=True)
         self._thread.start()
         return self

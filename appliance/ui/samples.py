@@ -1,0 +1,208 @@
+"""Representative snapshots of every screen, reached through the real state machine.
+
+Used by ``flashstation screens`` (golden PNGs, docs) and the tests. Each
+sample drives a :class:`Station` with events, exactly as the hardware
+would, so a sample can only show a state the station can really be in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from appliance.station import events as ev
+from appliance.station.machine import Snapshot, Station
+from appliance.station.states import FailReason
+
+GB = 1000**3
+TIERS = (
+    ("basic", 4 * GB, 3_200_000_000),
+    ("standard", 8 * GB, 7_100_000_000),
+    ("full", 16 * GB, 14_500_000_000),
+)
+TITLE, VERSION = "Freedom Pack", "2026.11"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _station(slots: int = 16, feeding: str = "auto") -> tuple[Station, _Clock]:
+    clock = _Clock()
+    return Station(slots=slots, feeding=feeding, batch_window=0.0, clock=clock), clock
+
+
+def _ready(slots: int = 16, feeding: str = "auto") -> tuple[Station, _Clock]:
+    station, clock = _station(slots, feeding)
+    for e in (ev.Started(), ev.ContentInserted(TITLE, VERSION, TIERS), ev.ContentVerified()):
+        station.apply(e)
+    return station, clock
+
+
+def _busy() -> Station:
+    """16 slots in every state a running station shows."""
+    station, clock = _ready()
+    apply = station.apply
+    caps = {1: 8, 2: 16, 3: 32, 4: 8, 5: 64, 6: 16, 7: 8, 8: 4, 9: 16, 10: 8, 11: 32, 12: 8}
+    for slot, gb in caps.items():
+        apply(ev.DriveArrived(slot, gb * GB))
+    progress = {
+        1: ("load", 0.42),
+        2: ("wipe", 0.18),
+        3: ("verify", 0.91),
+        4: ("probe", 0.01),
+        6: ("load", 0.67),
+        9: ("verify", 0.75),
+        11: ("wipe", 0.05),
+    }
+    order = ["probe", "wipe", "load", "verify"]
+    for slot, (phase, fraction) in progress.items():
+        cap = caps[slot] * GB
+        for earlier in order[1 : order.index(phase)]:
+            apply(ev.JobProgress(slot, earlier, 0, cap, fraction=fraction / 2))
+        apply(
+            ev.JobProgress(
+                slot,
+                phase,
+                int(cap * fraction),
+                cap,
+                speed=11.4e6,
+                eta=1234.0 * (1 - fraction),
+                tier="standard",
+                real_capacity=cap,
+                fraction=fraction,
+            )
+        )
+    for slot in (7, 10):
+        apply(ev.JobProgress(slot, "verify", 1, 1, fraction=0.99, tier="standard"))
+        apply(ev.JobDone(slot, "standard"))
+    apply(ev.JobFailed(5, FailReason.FAKE_CAPACITY, {"real": 7.8 * GB, "claimed": 64 * GB}))
+    apply(ev.DriveGone(8))
+    apply(ev.JobFailed(12, FailReason.VERIFY_FAILED))
+    clock.t += 30
+    apply(ev.DeviceRejected(14, "not_storage"))
+    clock.t += 60  # the alert has expired; the slot stays refused
+    apply(ev.Tick())
+    return station
+
+
+def _select(station: Station, slot: int) -> Snapshot:
+    while (station.view, station.selected) != ("detail", slot):
+        station.apply(ev.MenuPressed())
+    return station.snapshot()
+
+
+def _totals() -> Snapshot:
+    station = _busy()
+    while station.view != "totals":
+        station.apply(ev.MenuPressed())
+    return station.snapshot()
+
+
+def _started() -> Snapshot:
+    station, _ = _station()
+    station.apply(ev.Started())
+    return station.snapshot()
+
+
+def _checking() -> Snapshot:
+    station, _ = _station()
+    station.apply(ev.Started())
+    station.apply(ev.ContentInserted(TITLE, VERSION, TIERS))
+    station.apply(ev.ContentProgress(412, 1024))
+    return station.snapshot()
+
+
+def _grid8() -> Snapshot:
+    station, _ = _ready(slots=8, feeding="button")
+    station.apply(ev.DriveArrived(1, 8 * GB))
+    station.apply(ev.DriveArrived(2, 16 * GB))
+    station.apply(ev.StartPressed())
+    station.apply(ev.JobProgress(1, "load", 5, 10, 9e6, 300.0, fraction=0.55))
+    station.apply(ev.DriveArrived(3, 32 * GB))
+    station.apply(ev.DriveArrived(5, 8 * GB))
+    return station.snapshot()
+
+
+def _config_error() -> Snapshot:
+    station, _ = _station()
+    station.apply(
+        ev.ConfigError("/boot/flashstation.yaml", 23, "station.feeding: must be auto or button")
+    )
+    return station.snapshot()
+
+
+def _undervoltage() -> Snapshot:
+    station, _ = _ready()
+    station.apply(ev.DriveArrived(1, 8 * GB))
+    station.apply(ev.Undervoltage())
+    return station.snapshot()
+
+
+def _damaged() -> Snapshot:
+    station, _ = _ready()
+    station.apply(ev.DriveArrived(1, 8 * GB))
+    station.apply(ev.ContentDamaged("영상/시험 화면.mp4"))
+    return station.snapshot()
+
+
+def _rejected() -> Snapshot:
+    station, _ = _ready()
+    station.apply(ev.DeviceRejected(3, "not_storage"))
+    return station.snapshot()
+
+
+def _confirm(slot: int | None) -> Snapshot:
+    station = _busy()
+    if slot is not None:
+        _select(station, slot)
+    else:
+        station.apply(ev.MenuPressed())
+        while station.view != "main":
+            station.apply(ev.MenuPressed())
+    station.apply(ev.CancelPressed())
+    return station.snapshot()
+
+
+def _shutdown() -> Snapshot:
+    station = _busy()
+    station.apply(ev.MenuHeld())
+    return station.snapshot()
+
+
+def _splash() -> Snapshot:
+    return _station()[0].snapshot()
+
+
+def _ready_snapshot(feeding: str) -> Callable[[], Snapshot]:
+    return lambda: _ready(feeding=feeding)[0].snapshot()
+
+
+SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
+    # sample name: (screen it must show, how to reach it)
+    "splash": ("splash", _splash),
+    "no_content": ("no_content", _started),
+    "checking": ("checking", _checking),
+    "ready": ("ready", _ready_snapshot("auto")),
+    "ready_button": ("ready", _ready_snapshot("button")),
+    "grid": ("grid", lambda: _busy().snapshot()),
+    "grid_8": ("grid", _grid8),
+    "detail_loading": ("detail", lambda: _select(_busy(), 1)),
+    "detail_verifying": ("detail", lambda: _select(_busy(), 3)),
+    "detail_done": ("detail", lambda: _select(_busy(), 7)),
+    "detail_fake": ("detail", lambda: _select(_busy(), 5)),
+    "detail_removed": ("detail", lambda: _select(_busy(), 8)),
+    "detail_verify_failed": ("detail", lambda: _select(_busy(), 12)),
+    "detail_rejected": ("detail", lambda: _select(_busy(), 14)),
+    "totals": ("totals", _totals),
+    "error_config": ("error_config", _config_error),
+    "error_power": ("error_power", _undervoltage),
+    "error_damaged": ("error_damaged", _damaged),
+    "error_rejected": ("error_rejected", _rejected),
+    "confirm_slot": ("confirm", lambda: _confirm(1)),
+    "confirm_all": ("confirm", lambda: _confirm(None)),
+    "shutdown": ("shutdown", _shutdown),
+}
