@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from appliance.commands.hosting import station as hosting
 from appliance.config import StationConfig
 from appliance.config.loader import ConfigProblem
 from appliance.service.app import Service, ServiceContext, StationBuild
@@ -16,15 +17,15 @@ from appliance.service.interface import (
     JobStarted,
     StationEvent,
 )
-from appliance.service.ledger import Ledger
+from appliance.service.ledger import Ledger, Totals
 from appliance.service.notify import Notifier
 from appliance.service.settings import LoadedConfig
-from appliance.service.station_host import StationHost
+from appliance.service.station_host import StationHost, failed_reasons
 from appliance.station import events as ev
 from appliance.station.fakes import GB, ManualWatcher, SimLoader, SimStick
-from appliance.station.machine import Station
+from appliance.station.machine import Snapshot, Station
 from appliance.station.runtime import StationRunner
-from appliance.station.states import StationState
+from appliance.station.states import FailReason, StationState
 
 TIERS = (("small", 4 * GB, 2 * GB), ("large", 16 * GB, 10 * GB))
 
@@ -173,3 +174,98 @@ def ledger_done(state: Path) -> int:
             return led.totals().done
     except Exception:
         return 0
+
+
+def _past_run(state: Path) -> None:
+    """A ledger as an earlier run left it: two sticks done, one fake, one cancelled."""
+    with Ledger(state) as led:
+        led.record(BatchStarted("1", "Films", "7"))
+        for job, result, reason in (
+            ("b1-s1", "done", ""),
+            ("b1-s2", "done", ""),
+            ("b1-s3", "failed", "fake capacity"),
+            ("b1-s4", "cancelled", "cancelled"),
+        ):
+            led.record(JobStarted(job, "1", f"serial-{job}", 8 * GB, "small"))
+            led.record(JobFinished(job, result, reason, {"write": 1.0}, tier="small"))
+        led.record(BatchFinished("1"))
+
+
+def test_failed_reasons_map_ledger_codes_to_the_screens_reasons(tmp_path: Path) -> None:
+    _past_run(tmp_path)
+    with Ledger(tmp_path, recover=False) as led:
+        totals = led.totals()
+    assert totals.done == 2
+    assert dict(failed_reasons(totals)) == {
+        FailReason.FAKE_CAPACITY: 1,
+        FailReason.CANCELLED: 1,
+    }
+
+
+def test_totals_screen_is_fed_from_the_ledger_across_restarts(tmp_path: Path) -> None:
+    _past_run(tmp_path)
+    loader = SimLoader(TIERS, sticks={1: SimStick(8 * GB, speed=50e9)})
+    watcher = ManualWatcher()
+    holder: dict[str, StationHost] = {}
+    snaps: list[Snapshot] = []
+    threads: list[str] = []
+
+    def factory(context: ServiceContext) -> StationBuild:
+        station = Station(slots=4, feeding="auto", batch_window=0.05, clock=time.monotonic)
+        runner = StationRunner(station, loader, [watcher])
+        runner.observers.append(snaps.append)
+        host = holder["host"] = StationHost(runner, stop_timeout=5)
+        show = host.show_totals
+
+        def spy(totals: Totals) -> None:
+            threads.append(threading.current_thread().name)
+            show(totals)
+
+        host.show_totals = spy  # type: ignore[method-assign]
+        return StationBuild(host, [hosting.totals_feed(context, host)])
+
+    loaded = LoadedConfig(StationConfig(), "files", (), ())
+    service = Service(
+        loaded,
+        factory,
+        state_dir=tmp_path,
+        notifier=Notifier({}),
+        power_reader=lambda: None,
+        loop_period=0.02,
+    )
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (snaps and snaps[-1].totals_all_time):
+            assert time.monotonic() < deadline, "the ledger's totals never reached the station"
+            time.sleep(0.02)
+        first = snaps[-1]
+        # this run has loaded nothing: the screen shows the earlier run's numbers
+        assert first.totals_done == 2
+        assert dict(first.totals_failed) == {
+            FailReason.FAKE_CAPACITY: 1,
+            FailReason.CANCELLED: 1,
+        }
+        watcher.emit(ev.ContentInserted("Films", "7", TIERS))
+        watcher.emit(ev.ContentVerified())
+        watcher.emit(ev.DriveArrived(1, 8 * GB, "/dev/sda", "abc"))
+        t0 = time.monotonic()
+        while "ledger" not in threads:
+            assert time.monotonic() - t0 < 20, "the ledger never refreshed the totals"
+            loader.advance(time.monotonic() - t0 + 10)
+            time.sleep(0.02)
+        deadline = time.monotonic() + 5
+        while snaps[-1].totals_done != 3:  # the ledger's count, now with this run's stick
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert snaps[-1].totals_all_time
+        # read at start (the service's thread) and after the job (the ledger's), never
+        # on the station's thread
+        assert "station" not in threads
+    finally:
+        service.request_stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    with Ledger(tmp_path, recover=False) as led:
+        assert led.totals().done == 3

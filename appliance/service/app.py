@@ -32,7 +32,7 @@ from typing import Any
 
 from appliance.config import StationConfig
 from appliance.config.loader import ConfigProblem
-from appliance.service.interface import Station
+from appliance.service.interface import Station, StationEvent
 from appliance.service.ledger import Ledger, LedgerWriter, Totals
 from appliance.service.notify import Notifier
 from appliance.service.power import PowerMonitor, Reader, Stagger, throttled_reader
@@ -62,6 +62,8 @@ class ServiceContext:
     config_problem: ConfigProblem | None = None  # the first problem of a bad config file
     config_source: str = "files"  # the values in use: "files", "last good" or "defaults"
     salt: bytes = b""  # the station's salt, for hotplug's drive ids (same as the ledger's)
+    #: called on the ledger's writer thread after each station event is recorded
+    after_record: list[Callable[[StationEvent], None]] = field(default_factory=list)
 
     def totals(self, since: datetime | None = None) -> Totals:
         """The statistics screen's numbers (since start of the ledger, or ``since``)."""
@@ -150,6 +152,7 @@ class Service:
             self.loaded.first_problem,
             self.loaded.source,
             self.ledger.salt,
+            self.writer.after if self.writer is not None else [],
         )
         build = self.station_factory(context)
         self.station = build.station

@@ -35,7 +35,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -524,6 +524,8 @@ class LedgerWriter:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        #: called on the writer's thread after each event is recorded (e.g. to refresh totals)
+        self.after: list[Callable[[StationEvent], None]] = []
         self._queue: queue.SimpleQueue[StationEvent | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger", daemon=True)
         self._thread.start()
@@ -544,3 +546,8 @@ class LedgerWriter:
                 self.ledger.record(event)
             except Exception:
                 log.exception("ledger: could not record %r", event)
+            for hook in list(self.after):
+                try:
+                    hook(event)
+                except Exception:
+                    log.exception("ledger: hook failed after %r", event)

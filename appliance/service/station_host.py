@@ -32,6 +32,7 @@ from appliance.service.interface import (
     Listener,
     StationEvent,
 )
+from appliance.service.ledger import Totals
 from appliance.station import events as ev
 from appliance.station.machine import SlotView, Snapshot
 from appliance.station.runtime import StationRunner
@@ -106,6 +107,10 @@ class StationHost:
     def set_paused(self, reason: str | None) -> None:
         self._post(ev.Undervoltage() if reason else ev.PowerOk())
 
+    def show_totals(self, totals: Totals) -> None:
+        """Post the ledger's totals to the station (read them off the station and UI threads)."""
+        self._post(ev.TotalsLoaded(totals.done, failed_reasons(totals)))
+
     def show_config_error(self, problem: ConfigProblem, using: str) -> None:
         self._post(ev.ConfigError(problem.file, problem.line, f"{problem.path}: {problem.message}"))
 
@@ -178,6 +183,39 @@ class StationHost:
         if self._batches[job.batch] == 0:
             del self._batches[job.batch]
             self._emit(BatchFinished(str(job.batch)))
+
+
+# The ledger's reason codes (``ledger.reason_code``) as the station's reasons.
+_CODES = {
+    "content damaged": FailReason.CONTENT_DAMAGED,
+    "content removed": FailReason.CONTENT_REMOVED,
+    "fake capacity": FailReason.FAKE_CAPACITY,
+    "write-protected": FailReason.READ_ONLY,
+    "too small": FailReason.TOO_SMALL,
+    "verify mismatch": FailReason.VERIFY_FAILED,
+    "removed": FailReason.REMOVED,
+    "cancelled": FailReason.CANCELLED,
+    "i/o error": FailReason.WRITE_ERROR,
+}
+
+
+def failed_reasons(totals: Totals) -> tuple[tuple[FailReason, int], ...]:
+    """Every job that did not load, by the station's reason (what the totals screen lists).
+
+    Cancelled jobs count as cancelled; interrupted ones (the station lost power
+    mid-job) and codes without plain words count as "other".
+    """
+    counts: dict[FailReason, int] = {}
+    for code, n in totals.failed_by_reason.items():
+        reason = _CODES.get(code, FailReason.UNKNOWN)
+        counts[reason] = counts.get(reason, 0) + n
+    for reason, n in (
+        (FailReason.CANCELLED, totals.cancelled),
+        (FailReason.UNKNOWN, totals.interrupted),
+    ):
+        if n:
+            counts[reason] = counts.get(reason, 0) + n
+    return tuple(sorted((r, n) for r, n in counts.items() if n))
 
 
 # Plain reasons that the ledger's reason codes recognise.

@@ -57,6 +57,19 @@ class Tick(Event):
 
 
 @dataclass(frozen=True)
+class TotalsLoaded(Event):
+    """The ledger's all-time totals (read off the station thread); they replace the counters.
+
+    Posted by the service after the ledger recorded a job, so the totals screen
+    shows what survives a restart rather than this run's in-memory counts.
+    """
+
+    kind: ClassVar[str] = "totals_loaded"
+    done: int
+    failed: tuple[tuple[FailReason, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Shutdown(Event):
     """Shut down safely (MENU held, or the service stopping)."""
 

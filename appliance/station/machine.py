@@ -136,6 +136,7 @@ class Snapshot:
     now: float
     last_activity: float
     batch_deadline: float | None
+    totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -161,6 +162,7 @@ class Station:
         self.content = ContentInfo()
         self.totals_done = 0
         self.totals_failed: Counter[FailReason] = Counter()
+        self.totals_all_time = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -291,6 +293,11 @@ class Station:
         self.confirm = None
         effects.append(CancelAll())
         effects.append(RunShutdownHooks())
+
+    def _on_totals_loaded(self, event: ev.TotalsLoaded, now: float, effects: list[Effect]) -> None:
+        self.totals_done = event.done
+        self.totals_failed = Counter({reason: n for reason, n in event.failed if n})
+        self.totals_all_time = True
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
         self._on_shutdown(event, now, effects)
@@ -607,4 +614,5 @@ class Station:
             now=self.clock(),
             last_activity=self.last_activity,
             batch_deadline=self.batch_deadline,
+            totals_all_time=self.totals_all_time,
         )

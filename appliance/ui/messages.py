@@ -97,6 +97,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "short.content_removed": ("SSD removed", "SSD 빠짐"),
     "short.unknown": ("other", "기타"),
     "totals.title": ("Since start", "시작한 뒤로"),
+    "totals.title_all": ("All time", "지금까지 전체"),
     "totals.done": ("Done", "완료"),
     "totals.failed": ("Failed", "실패"),
     "totals.none": ("No failures", "실패 없음"),

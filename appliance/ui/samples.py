@@ -102,6 +102,20 @@ def _totals() -> Snapshot:
     return station.snapshot()
 
 
+def _totals_all_time() -> Snapshot:
+    """The totals screen as the hosted station shows it: the ledger's all-time numbers."""
+    station = _busy()
+    station.apply(
+        ev.TotalsLoaded(
+            1287,
+            ((FailReason.FAKE_CAPACITY, 41), (FailReason.REMOVED, 9), (FailReason.CANCELLED, 3)),
+        )
+    )
+    while station.view != "totals":
+        station.apply(ev.MenuPressed())
+    return station.snapshot()
+
+
 def _started() -> Snapshot:
     station, _ = _station()
     station.apply(ev.Started())
@@ -198,6 +212,7 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "detail_verify_failed": ("detail", lambda: _select(_busy(), 12)),
     "detail_rejected": ("detail", lambda: _select(_busy(), 14)),
     "totals": ("totals", _totals),
+    "totals_all_time": ("totals", _totals_all_time),
     "error_config": ("error_config", _config_error),
     "error_power": ("error_power", _undervoltage),
     "error_damaged": ("error_damaged", _damaged),

@@ -319,7 +319,7 @@ def detail(p: Painter, snap: Snapshot, m: Messages) -> None:
 
 
 def totals(p: Painter, snap: Snapshot, m: Messages) -> None:
-    y = title(p, m("totals.title"))
+    y = title(p, m("totals.title_all" if snap.totals_all_time else "totals.title"))
     failed = sum(n for _, n in snap.totals_failed)
     p.text(0, y, f"{m('totals.done')} {snap.totals_done}", BODY, 62)
     p.text(64, y, f"{m('totals.failed')} {failed}", BODY, SAFE_W - 64, align="right")

@@ -39,6 +39,7 @@ from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
 from appliance.hotplug.factory import make_monitor
 from appliance.service.app import Component, ServiceContext, StationBuild
+from appliance.service.interface import JobFinished, StationEvent
 from appliance.service.ledger import load_salt
 from appliance.service.station_host import StationHost
 from appliance.station import events as ev
@@ -215,5 +216,30 @@ def service_build(context: ServiceContext) -> StationBuild:
     runner = host.runner
     return StationBuild(
         host,
-        [Component("station hardware", lambda: hardware.start(runner), hardware.stop)],
+        [
+            Component("station hardware", lambda: hardware.start(runner), hardware.stop),
+            totals_feed(context, host),
+        ],
     )
+
+
+def totals_feed(context: ServiceContext, host: StationHost) -> Component:
+    """The totals screen fed from the ledger, so its numbers survive a restart.
+
+    Read once at start (the service's thread) and again after each finished job
+    is recorded (the ledger writer's thread): never on the station or UI thread.
+    """
+
+    def refresh(event: StationEvent) -> None:
+        if isinstance(event, JobFinished):
+            host.show_totals(context.totals())
+
+    def start() -> None:
+        host.show_totals(context.totals())
+        context.after_record.append(refresh)
+
+    def stop() -> None:
+        if refresh in context.after_record:
+            context.after_record.remove(refresh)
+
+    return Component("ledger totals", start, stop)
