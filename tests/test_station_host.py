@@ -98,3 +98,27 @@ def test_service_stopping_the_station_does_not_signal(
     host.start()
     host.stop()
     assert killed == []
+
+
+@pytest.mark.parametrize(("delay", "staggered"), [(1.0, True), (0.0, False)])
+def test_service_build_staggers_the_engines_starts(
+    tmp_path: Path, delay: float, staggered: bool
+) -> None:
+    from appliance.service.app import ServiceContext
+    from appliance.service.ledger import Ledger
+    from appliance.service.power import Stagger
+    from appliance.station.adapters import EngineLoader
+
+    with Ledger(tmp_path / "state") as ledger:
+        stagger = Stagger(delay)
+        context = ServiceContext(StationConfig(), ledger, stagger, None)
+        build = hosting.service_build(context)
+        host = build.station
+        assert isinstance(host, hosting.StationHost)
+        loader = host.runner.loader
+        assert isinstance(loader, EngineLoader)
+        if staggered:
+            assert loader.wait_turn == stagger.wait_turn
+        else:
+            assert loader.wait_turn is None  # a batch's sticks share one read
+        assert [part.name for part in build.parts] == ["station hardware", "ledger totals"]

@@ -6,7 +6,11 @@
   (:func:`appliance.engine.start_batch`) and translates the engine's events
   into :class:`JobProgress` / :class:`JobDone` / :class:`JobFailed`. Planning
   and starting happen on a helper thread, so the station thread never waits
-  on the content SSD.
+  on the content SSD. With a ``wait_turn`` (the service's ``Stagger``), each
+  stick gets its own engine batch, started only when its turn comes, so
+  sticks plugged at once do not all start writing (and drawing current from
+  the hub's supply) in the same instant. The price: each staggered stick
+  reads the content itself instead of sharing one read.
 - :func:`from_hotplug`: hotplug events to station events (a callback for
   :func:`appliance.hotplug.factory.make_monitor`).
 - :func:`content_callbacks`: progress and result of the content verifier
@@ -126,6 +130,7 @@ class EngineLoader:
         target_for: Callable[[JobRequest], Any] | None = None,
         observer: Callable[[], engine.SourceObserver | None] | None = None,
         protect: Callable[[], list[Path]] | None = None,
+        wait_turn: Callable[[threading.Event], bool] | None = None,
     ) -> None:
         self.source = source
         self.options = options or engine.LoadOptions()
@@ -134,6 +139,9 @@ class EngineLoader:
         self.target_for = target_for or (lambda job: job.device)
         self.observer = observer or (lambda: None)
         self.protect = protect or (lambda: [])
+        #: blocks until the next engine batch may start; False when the event was set
+        self.wait_turn = wait_turn
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._batches: dict[int, engine.Batch] = {}  # slot -> its running batch
         self._tiers: dict[int, str] = {}
@@ -175,6 +183,18 @@ class EngineLoader:
             jobs.append(engine.Job(target, plan, name=f"slot {req.slot}"))
         if not jobs:
             return
+        if self.wait_turn is None:
+            self._start_engine(jobs, post)
+            return
+        for job in jobs:  # one engine batch per stick, each in its turn
+            if not self.wait_turn(self._closing):
+                return  # closing: nothing more starts
+            with self._lock:
+                if _slot_of(job.label) in self._cancelled:
+                    continue  # cancelled while it waited: the station already failed it
+            self._start_engine([job], post)
+
+    def _start_engine(self, jobs: list[engine.Job], post: Post) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -250,6 +270,7 @@ class EngineLoader:
 
     def cancel_all(self) -> None:
         with self._lock:
+            self._cancelled.update(self._tiers)  # planned sticks still waiting their turn
             batches = set(map(id, self._batches.values()))
             running = {id(b): b for b in self._batches.values()}
         for key in batches:
@@ -261,6 +282,7 @@ class EngineLoader:
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel everything and wait (bounded) for the engine to stop writing."""
+        self._closing.set()
         with self._lock:
             self._closed = True
             running = {id(b): b for b in self._batches.values()}

@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,8 +180,16 @@ class StationHardware:
             self.content.close()
 
 
-def build(config: StationConfig, state_dir: Path) -> tuple[StationHost, StationHardware]:
-    """The hosted station and its hardware, not started."""
+def build(
+    config: StationConfig,
+    state_dir: Path,
+    wait_turn: Callable[[threading.Event], bool] | None = None,
+) -> tuple[StationHost, StationHardware]:
+    """The hosted station and its hardware, not started.
+
+    ``wait_turn`` (the service's ``Stagger.wait_turn``) spaces the sticks' starts;
+    None starts a batch's sticks together, sharing one read of the content.
+    """
     s = config.station
     station = Station(s.slots, s.feeding, s.batch_window, clock=time.monotonic)
     hardware = StationHardware(config, state_dir, station)
@@ -197,6 +206,7 @@ def build(config: StationConfig, state_dir: Path) -> tuple[StationHost, StationH
         headroom=config.content.headroom,
         observer=hardware.observer,
         protect=hardware.protect,
+        wait_turn=wait_turn,
     )
     runner = StationRunner(station, loader)
     host = StationHost(runner)
@@ -212,7 +222,9 @@ def build(config: StationConfig, state_dir: Path) -> tuple[StationHost, StationH
 
 def service_build(context: ServiceContext) -> StationBuild:
     """What ``flashstation run`` hosts: the station, with its hardware as a part started first."""
-    host, hardware = build(context.config, context.ledger.state_dir)
+    stagger = context.stagger
+    wait_turn = stagger.wait_turn if stagger.delay > 0 else None
+    host, hardware = build(context.config, context.ledger.state_dir, wait_turn)
     runner = host.runner
     return StationBuild(
         host,
