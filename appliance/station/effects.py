@@ -50,5 +50,10 @@ class PowerOffSlot(Effect):
 
 
 @dataclass(frozen=True)
+class ExportReport(Effect):
+    """START on the ledger's totals: write the report to the content SSD (off this thread)."""
+
+
+@dataclass(frozen=True)
 class RunShutdownHooks(Effect):
     """Flush the ledger and whatever else registered; then the runner stops."""

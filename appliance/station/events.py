@@ -70,6 +70,14 @@ class TotalsLoaded(Event):
 
 
 @dataclass(frozen=True)
+class ReportExported(Event):
+    """How the operator's report export ended: ``saved``, ``no_content`` or ``failed``."""
+
+    kind: ClassVar[str] = "report_exported"
+    outcome: str
+
+
+@dataclass(frozen=True)
 class Shutdown(Event):
     """Shut down safely (MENU held, or the service stopping)."""
 

@@ -31,6 +31,7 @@ from appliance.station.effects import (
     CancelAll,
     CancelJob,
     Effect,
+    ExportReport,
     JobRequest,
     PowerOffSlot,
     RunShutdownHooks,
@@ -137,6 +138,7 @@ class Snapshot:
     last_activity: float
     batch_deadline: float | None
     totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
+    report: str | None = None  # the report export: exporting, saved, no_content, failed
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -163,6 +165,7 @@ class Station:
         self.totals_done = 0
         self.totals_failed: Counter[FailReason] = Counter()
         self.totals_all_time = False
+        self.report: str | None = None
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -298,6 +301,12 @@ class Station:
         self.totals_done = event.done
         self.totals_failed = Counter({reason: n for reason, n in event.failed if n})
         self.totals_all_time = True
+
+    def _on_report_exported(
+        self, event: ev.ReportExported, now: float, effects: list[Effect]
+    ) -> None:
+        self.report = event.outcome
+        effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
         self._on_shutdown(event, now, effects)
@@ -469,6 +478,11 @@ class Station:
         if self.alert is not None or self.confirm is not None:
             self.alert = self.confirm = None
             return
+        if self.view == "totals" and self.totals_all_time:  # the ledger's: export its report
+            if self.report != "exporting":
+                self.report = "exporting"
+                effects.append(ExportReport())
+            return
         if self.state in (StationState.READY, StationState.BUSY):
             waiting = [s.number for s in self._slots if s.state is SlotState.WAITING]
             if waiting:
@@ -512,6 +526,8 @@ class Station:
         except ValueError:
             i = 0
         self.view, self.selected = pages[(i + 1) % len(pages)]
+        if self.report != "exporting":  # an old outcome is not news on the next visit
+            self.report = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -615,4 +631,5 @@ class Station:
             last_activity=self.last_activity,
             batch_deadline=self.batch_deadline,
             totals_all_time=self.totals_all_time,
+            report=self.report,
         )

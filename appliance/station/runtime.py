@@ -24,12 +24,13 @@ from appliance.station.effects import (
     CancelAll,
     CancelJob,
     Effect,
+    ExportReport,
     PowerOffSlot,
     RunShutdownHooks,
     StartBatch,
 )
 from appliance.station.machine import Snapshot, Station
-from appliance.station.ports import Indicator, Loader, Watcher
+from appliance.station.ports import Indicator, Loader, Post, Watcher
 from appliance.station.states import StationState
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class StationRunner:
         self.power_off = power_off
         self.observers: list[Callable[[Snapshot], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
+        #: writes the report (on its own thread) and posts ReportExported; None: not hosted
+        self.report_exporter: Callable[[Post], None] | None = None
         self.effects_log: list[Effect] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -148,6 +151,14 @@ class StationRunner:
             elif isinstance(effect, PowerOffSlot):
                 if self.power_off is not None:
                     self.power_off(effect.slot)
+            elif isinstance(effect, ExportReport):
+                exporter = self.report_exporter
+                if exporter is None:
+                    self.station.post(ev.ReportExported("failed"))
+                else:
+                    threading.Thread(
+                        target=exporter, args=(self.station.post,), name="report", daemon=True
+                    ).start()
             elif isinstance(effect, RunShutdownHooks):
                 for hook in self.shutdown_hooks:
                     try:

@@ -116,6 +116,22 @@ def _totals_all_time() -> Snapshot:
     return station.snapshot()
 
 
+def _report(outcome: str) -> Callable[[], Snapshot]:
+    """The ledger's totals after START exported the report (``outcome`` as reported)."""
+
+    def make() -> Snapshot:
+        station = _busy()
+        station.apply(ev.TotalsLoaded(1287, ((FailReason.FAKE_CAPACITY, 41),)))
+        while station.view != "totals":
+            station.apply(ev.MenuPressed())
+        station.apply(ev.StartPressed())
+        if outcome != "exporting":
+            station.apply(ev.ReportExported(outcome))
+        return station.snapshot()
+
+    return make
+
+
 def _started() -> Snapshot:
     station, _ = _station()
     station.apply(ev.Started())
@@ -213,6 +229,8 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "detail_rejected": ("detail", lambda: _select(_busy(), 14)),
     "totals": ("totals", _totals),
     "totals_all_time": ("totals", _totals_all_time),
+    "totals_report_saved": ("totals", _report("saved")),
+    "totals_report_no_content": ("totals", _report("no_content")),
     "error_config": ("error_config", _config_error),
     "error_power": ("error_power", _undervoltage),
     "error_damaged": ("error_damaged", _damaged),

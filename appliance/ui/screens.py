@@ -324,12 +324,16 @@ def totals(p: Painter, snap: Snapshot, m: Messages) -> None:
     p.text(0, y, f"{m('totals.done')} {snap.totals_done}", BODY, 62)
     p.text(64, y, f"{m('totals.failed')} {failed}", BODY, SAFE_W - 64, align="right")
     y += BODY.line
+    lines = 3
+    if snap.totals_all_time:  # the ledger's totals: the last line is the report export
+        lines = 2
+        p.text(0, y + 2 * BODY.line, m(f"report.{snap.report or 'hint'}"), BODY, SAFE_W)
     if not snap.totals_failed:
         p.text(0, y, m("totals.none"), BODY, SAFE_W)
         return
     rows = sorted(snap.totals_failed, key=lambda item: -item[1])
-    if len(rows) > 3:  # three lines left: the two commonest, then the rest together
-        rows = [*rows[:2], (FailReason.UNKNOWN, sum(n for _, n in rows[2:]))]
+    if len(rows) > lines:  # the commonest, then the rest together
+        rows = [*rows[: lines - 1], (FailReason.UNKNOWN, sum(n for _, n in rows[lines - 1 :]))]
     for reason, n in rows:
         p.text(6, y, m(f"short.{reason}"), BODY, 96)
         p.text(104, y, str(n), BODY, SAFE_W - 104, align="right")

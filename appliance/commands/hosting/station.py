@@ -15,6 +15,10 @@ is in is mounted read-only (``CommandMounter``: ro,nosuid,nodev,noexec) and
 opened as a pack; if it holds no signed pack it is shown as refused. Donated
 sticks are never mounted.
 
+The ledger (the service's) feeds the totals screen (:func:`totals_feed`), and
+START on that screen writes the ledger's report onto the content SSD
+(:func:`report_exporter`).
+
 MENU held on the station: every job is cancelled by the station itself, then
 the service is asked to stop in order (SIGTERM to itself), which records the
 cancellations in the ledger.
@@ -42,10 +46,12 @@ from appliance.hotplug.factory import make_monitor
 from appliance.service.app import Component, ServiceContext, StationBuild
 from appliance.service.interface import JobFinished, StationEvent
 from appliance.service.ledger import load_salt
+from appliance.service.report import Mount, SystemMount, export_report
 from appliance.service.station_host import StationHost
 from appliance.station import events as ev
 from appliance.station.adapters import EngineLoader, content_callbacks, from_hotplug
 from appliance.station.machine import Station
+from appliance.station.ports import Post
 from appliance.station.runtime import StationRunner
 from appliance.ui.display import ScreenThread, make_device
 
@@ -226,13 +232,44 @@ def service_build(context: ServiceContext) -> StationBuild:
     wait_turn = stagger.wait_turn if stagger.delay > 0 else None
     host, hardware = build(context.config, context.ledger.state_dir, wait_turn)
     runner = host.runner
-    return StationBuild(
+    build_ = StationBuild(
         host,
         [
             Component("station hardware", lambda: hardware.start(runner), hardware.stop),
             totals_feed(context, host),
         ],
     )
+    runner.report_exporter = report_exporter(context, hardware)
+    return build_
+
+
+def report_exporter(
+    context: ServiceContext,
+    hardware: StationHardware,
+    mount_for: Callable[[Path], Mount] = SystemMount,
+) -> Callable[[Post], None]:
+    """START on the totals screen: the ledger's report onto the content SSD.
+
+    Runs on its own thread (the runner starts it): the SSD, kept read-only, is
+    remounted read-write only for the write and read-only again after it
+    (``service.report.export_report``); the outcome goes back as an event.
+    """
+
+    def export(post: Post) -> None:
+        content = hardware.content
+        if content is None or not content.ready:
+            post(ev.ReportExported("no_content"))
+            return
+        try:
+            written = export_report(context.ledger, mount_for(content.root))
+        except Exception as exc:
+            log.error("report export failed: %s", exc)
+            post(ev.ReportExported("failed"))
+            return
+        log.info("report exported to the content SSD: %s", ", ".join(p.name for p in written))
+        post(ev.ReportExported("saved"))
+
+    return export
 
 
 def totals_feed(context: ServiceContext, host: StationHost) -> Component:
