@@ -11,7 +11,10 @@ Content SSD detection: a disk the hotplug classifier refuses as a disk
 (larger than ``hotplug.max_size``, or behind a SATA bridge) while no content
 is in is mounted read-only (``CommandMounter``: ro,nosuid,nodev,noexec) and
 opened as a pack; if it holds no signed pack it is shown as refused. Donated
-sticks are never mounted.
+sticks are never mounted. The classifier's ``content`` rule also marks a disk
+as content media when udev saw a ``content.labels`` filesystem label or the
+UUID of a filesystem that once held a verified pack on it
+(:mod:`.contentmarks`): such a disk is tried the same way and never wiped.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from appliance.content.mount import CommandMounter
 from appliance.content.pack import Pack
 from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
+from appliance.hotplug.classify import Verdict
 from appliance.hotplug.factory import make_monitor
 from appliance.service.app import ServiceContext, StationBuild
 from appliance.service.interface import (
@@ -49,6 +53,8 @@ from appliance.station.runtime import StationRunner
 from appliance.station.states import ACTIVE, SlotState
 from appliance.ui.display import ScreenThread, make_device
 
+from .contentmarks import ContentMarks, KnownContent
+
 log = logging.getLogger(__name__)
 CONTENT_CANDIDATE_RULES = frozenset({"too_large", "ata_bridge", "disk_model", "spinning"})
 
@@ -63,6 +69,8 @@ class HostedStation:
         self.station = Station(s.slots, s.feeding, s.batch_window, clock=time.monotonic)
         self._content: InsertedContent | None = None
         self._content_lock = threading.Lock()
+        self._content_disk: str | None = None
+        self.marks = ContentMarks(config.content.labels, KnownContent(self.state_dir))
         e = config.engine
         self.loader = EngineLoader(
             self._source,
@@ -103,12 +111,15 @@ class HostedStation:
             return content.source.stream_checker()
         return None
 
-    def _try_content(self, devname: str, slot: int | None, reason: str) -> None:
+    def _try_content(
+        self, devname: str, slot: int | None, reason: str, marked: bool = False
+    ) -> None:
         post = self.station.post
         callbacks = content_callbacks(post)
+        device = self.marks.device_for(devname)
         try:
             inserted = insert(
-                devname,
+                device,
                 CommandMounter(),
                 self.config.content,
                 self.state_dir,
@@ -117,13 +128,20 @@ class HostedStation:
             )
         except PackError as exc:
             log.warning("%s is not a content SSD: %s", devname, exc)
+            if marked:
+                reason = f"labelled as content but no valid pack ({exc})"
             if slot is not None:
                 post(ev.DeviceRejected(slot, "too_large", reason))
             return
         with self._content_lock:
             self._content = inserted
+            self._content_disk = devname
         source = inserted.source
         if isinstance(source, Pack):
+            try:
+                self.marks.remember(devname, device, source.manifest_hash)
+            except OSError as exc:
+                log.warning("cannot remember the content filesystem: %s", exc)
             m = source.manifest
             tiers = tuple(
                 (t.name, t.min_capacity, sum(f.size for f in m.tier_files(i)))
@@ -136,14 +154,26 @@ class HostedStation:
 
     def _hotplug(self, event: hp.HotplugEvent) -> None:
         content = self._content
+        marked = isinstance(event, hp.DriveArrived) and event.decision.verdict is Verdict.CONTENT
         if (
             isinstance(event, hp.DriveArrived)
-            and event.decision.rule in CONTENT_CANDIDATE_RULES
+            and marked
+            and content is not None
+            and event.devname != self._content_disk
+        ):
+            if event.slot is not None:
+                self.station.post(
+                    ev.DeviceRejected(event.slot, "too_large", "content media; another is in use")
+                )
+            return
+        if (
+            isinstance(event, hp.DriveArrived)
+            and (event.decision.rule in CONTENT_CANDIDATE_RULES or marked)
             and content is None
         ):
             threading.Thread(
                 target=self._try_content,
-                args=(event.devname, event.slot, event.decision.reason),
+                args=(event.devname, event.slot, event.decision.reason, marked),
                 name="content-insert",
                 daemon=True,
             ).start()
@@ -151,10 +181,11 @@ class HostedStation:
         if (
             isinstance(event, hp.DriveGone)
             and content is not None
-            and event.devname == content.device
+            and event.devname in (content.device, self._content_disk)
         ):
             with self._content_lock:
                 self._content = None
+                self._content_disk = None
             threading.Thread(target=content.close, name="content-close", daemon=True).start()
             self.station.post(ev.ContentRemoved())
             return
@@ -226,7 +257,10 @@ class HostedStation:
         self._to_station = from_hotplug(self.station.post)
         try:
             self.monitor = make_monitor(
-                self.config.hotplug, self._hotplug, load_salt(self.state_dir)
+                self.config.hotplug,
+                self._hotplug,
+                load_salt(self.state_dir),
+                is_content=self.marks.is_content,
             )
             self.monitor.start()
         except Exception as exc:
