@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -119,6 +120,13 @@ def test_marks_mount_the_marked_partition(tmp_path: Path) -> None:
     assert m.is_content(stick)
     assert m.device_for("/dev/sdzz") == "/dev/sdzz2"
     assert m.device_for("/dev/other") == "/dev/other"
+    # an unmarked SSD with one partition (tried because it is too large): that partition
+    ssd = DeviceInfo(fixture("pny-usb2-fd-stick.udev", DEVNAME="/dev/sdzw"))
+    assert not m.is_content(replace(ssd, partitions=(Filesystem("/dev/sdzw1", "9", "DATA"),)))
+    assert m.device_for("/dev/sdzw") == "/dev/sdzw1"
+    two = (Filesystem("/dev/sdzw1", "9", "A"), Filesystem("/dev/sdzw2", "8", "B"))
+    assert not m.is_content(replace(ssd, partitions=two))
+    assert m.device_for("/dev/sdzw") == "/dev/sdzw"  # which one is unclear: the disk
 
 
 def test_unreadable_known_file_is_no_content(tmp_path: Path) -> None:
@@ -295,7 +303,8 @@ def hosted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     old = Device.pin_factory
     Device.pin_factory = MockFactory()
     config = StationConfig(
-        station=StationSection(batch_window=0.1, slots=4),
+        # button feeding: no job ever starts on the fake hub's /dev/sdX names
+        station=StationSection(feeding="button", batch_window=0.1, slots=4),
         ui=UiConfig(display=DisplayConfig(driver="dummy")),
         content=ContentConfig(trusted_keys=[str(TEST_KEY)]),
         hotplug=HotplugConfig(settle_time=0.2),
@@ -351,3 +360,16 @@ def test_hosted_station_loads_a_labelled_pack_and_remembers_its_uuid(hosted: Any
     inserted = hosted.posted.wait(lambda e: isinstance(e, ev.ContentInserted), count=2)
     assert len(inserted) == 2
     assert [e.slot for e in hosted.posted.events if isinstance(e, ev.DriveArrived)] == [2]
+
+
+def test_seal_reminds_the_curator_of_the_content_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appliance.cli import main
+    from tests.content_helpers import make_key, make_tree
+
+    root = make_tree(tmp_path / "ssd")
+    private, _ = make_key(tmp_path)
+    assert main(["content", "seal", str(root), "--key", str(private)]) == 0
+    reminders = [line for line in capsys.readouterr().out.splitlines() if LABEL in line]
+    assert len(reminders) == 1 and "label" in reminders[0]

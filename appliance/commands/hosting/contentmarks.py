@@ -99,13 +99,21 @@ class ContentMarks:
         return any(self._marked(fs, known) for fs in filesystems)
 
     def device_for(self, devname: str) -> str:
-        """The device to mount for disk ``devname``: its marked filesystem, else the disk."""
+        """The device to mount for disk ``devname``.
+
+        Its marked filesystem; else, when the disk has no filesystem of its own
+        but exactly one partition with one (a partitioned SSD), that partition;
+        else the disk itself.
+        """
         with self._lock:
             filesystems = list(self._seen.get(devname, []))
         known = self.known.uuids()
         for fs in filesystems:
             if self._marked(fs, known) and fs.devname:
                 return fs.devname
+        partitions = [fs for fs in filesystems if fs.devname and fs.devname != devname]
+        if len(partitions) == 1 and len(filesystems) == 1:
+            return partitions[0].devname
         return devname
 
     def remember(self, disk: str, mounted: str, manifest_hash: str) -> None:
