@@ -21,7 +21,32 @@ from appliance.errors import FlashStationError, UsageError
 log = logging.getLogger("flashstation")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Top-level command -> the module in :mod:`appliance.commands` that registers it.
+#: ``main`` imports only the module of the command it runs, so a command's start-up
+#: does not pay for every area's imports (cryptography, PIL, pyudev, ...).
+#: ``tests/test_cli.py`` keeps this table equal to what the modules register.
+COMMANDS = {
+    "config": "config",
+    "content": "content",
+    "demo": "demo",
+    "devices": "devices",
+    "inspect": "image",
+    "load": "load",
+    "make-image": "image",
+    "report": "report",
+    "run": "run",
+    "screens": "screens",
+    "slots": "slots",
+}
+
+
+def command_modules() -> list[str]:
+    """Every command module, in name order."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.ispkg)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (``only``) one holding just that command's module."""
     parser = argparse.ArgumentParser(
         prog="flashstation",
         description="Wipe, load and verify donated USB sticks.",
@@ -29,17 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flashstation {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+    names = [COMMANDS[only]] if only in COMMANDS else command_modules()
+    for name in names:
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
     return parser
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The first word that is not an option (the command), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_word(words))
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",

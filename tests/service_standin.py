@@ -191,7 +191,7 @@ class StandInStation:
     def set_paused(self, reason: str | None) -> None:
         pass
 
-    def show_error(self, title: str, detail: str) -> None:
+    def show_config_error(self, problem: object, using: str) -> None:
         pass
 
 

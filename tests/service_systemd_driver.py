@@ -49,13 +49,19 @@ def wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
-def test_unit(work: Path) -> str:
+def test_unit(work: Path, real: bool = False) -> str:
     text = UNIT.read_text()
     state = work / "state"
     exec_start = (
         f"ExecStart={sys.executable} -m appliance run --fake-station 0.2 "
         f"--state-dir {state} --config {work}/none.yaml --fake-hang-file {work}/hang"
     )
+    if real:  # the real station (no screen, no GPIO here: a dummy display)
+        (work / "real.yaml").write_text("ui:\n  display:\n    driver: dummy\n")
+        exec_start = (
+            f"ExecStart={sys.executable} -m appliance run "
+            f"--state-dir {work}/real-state --config {work}/real.yaml"
+        )
     text = re.sub(r"^ExecStart=.*$", exec_start, text, flags=re.M)
     text = re.sub(r"^WatchdogSec=.*$", "WatchdogSec=2", text, flags=re.M)
     text = re.sub(r"^RestartSec=.*$", "RestartSec=1.5", text, flags=re.M)
@@ -149,6 +155,17 @@ def main() -> int:
         result["stop_rc"] = stopped.returncode
         result["after_stop"] = show("ActiveState", "Result", "ExecMainStatus")
         result["journal_hint"] = systemctl("status", "flashstation", "--no-pager").stdout[-2000:]
+        # the real station under the same hardened unit: it starts, reports, stops
+        (units / "flashstation.service").write_text(test_unit(work, real=True))
+        systemctl("daemon-reload", check=True)
+        started = systemctl("start", "flashstation")
+        result["real_start_rc"] = started.returncode
+        result["real_start_err"] = started.stderr
+        time.sleep(1)
+        result["real"] = show("MainPID", "ActiveState", "SubState", "StatusText", "NRestarts")
+        stopped = systemctl("stop", "flashstation")
+        result["real_stop_rc"] = stopped.returncode
+        result["real_after_stop"] = show("ActiveState", "Result")
     finally:
         systemctl("exit")
         try:

@@ -40,7 +40,7 @@ def test_yaml_date_accepted_as_text() -> None:
         (f"- {{path: /etc/passwd, size: 1, blake3: {H}}}\n", "relative"),
         (f"- {{path: 'a\\\\b', size: 1, blake3: {H}}}\n", "backslash"),
         (f"- {{path: a//b, size: 1, blake3: {H}}}\n", "empty"),
-        (f"- {{path: C:x, size: 1, blake3: {H}}}\n", "relative"),
+        (f"- {{path: C:x, size: 1, blake3: {H}}}\n", "Windows drive"),
         (f"- {{path: a, size: -1, blake3: {H}}}\n", "negative"),
         (f"- {{path: a, size: true, blake3: {H}}}\n", "whole number"),
         ("- {path: a, size: 1, blake3: XYZ}\n", "hex"),

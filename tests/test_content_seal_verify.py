@@ -326,3 +326,13 @@ def test_seal_and_check_refuse_a_private_key_in_the_content(
     assert not (root / "manifest.yaml").exists()
     assert main(["content", "check", str(root), "--no-probe"]) == 1
     assert "error: 책/notes.pem: looks like a private key" in capsys.readouterr().out
+
+
+def test_seal_warns_about_names_no_stick_can_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_tree(tmp_path / "pack", {"what?.txt": b"x", "ok.txt": b"y"})
+    private, _ = make_key(tmp_path)
+    assert main(["content", "seal", str(root), "--key", str(private)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: what?.txt: the name contains characters FAT cannot hold: '?'" in err

@@ -194,7 +194,7 @@ def test_ssd_removed_during_verification(sealed: tuple[Path, Path], tmp_path: Pa
 
     result = BackgroundVerifier(pack, on_progress=pull).start().wait(30)
     assert result is not None and not result.ok
-    assert isinstance(result.error, ContentRemoved)
+    assert isinstance(result.error, ContentRemoved) and result.removed
     assert result.message == "content SSD removed"
 
 
@@ -315,12 +315,18 @@ def test_real_read_only_mount_of_an_image(tmp_path: Path, fstype: str) -> None:
     (content / "hello.txt").write_text("hello")
     image = tmp_path / "ssd.img"
     _make_image(image, fstype, content)
-    loop = subprocess.run(
-        ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    made = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    loop = made.stdout.strip()
     m = CommandMounter(tmp_path / "mnt")
     try:
-        where = m.mount(loop)
+        try:
+            where = m.mount(loop)
+        except MountError as exc:
+            if "permission denied" in str(exc).lower() or "not permitted" in str(exc).lower():
+                pytest.skip(f"mounting is not allowed here: {exc}")
+            raise
         try:
             assert (where / "hello.txt").read_text() == "hello"
             with pytest.raises(OSError) as info:

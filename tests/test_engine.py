@@ -244,7 +244,7 @@ def test_source_removed_fails_all_targets_cleanly(tmp_path: Path, content) -> No
 def test_slow_target_falls_behind_and_catches_up_without_stalling_others(tmp_path: Path) -> None:
     content = make_content(tmp_path / "c", [20 * MiB, 6 * MiB])
     size = 32 * MiB
-    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=16 * MiB, wipe="quick")
+    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=4 * MiB, wipe="quick")
     finished: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -253,7 +253,7 @@ def test_slow_target_falls_behind_and_catches_up_without_stalling_others(tmp_pat
             finished[e.target] = time.monotonic() - t0
 
     slow = FaultyTarget(
-        file_target(make_image(tmp_path / "slow.img", size)), Faults(throttle=8 * MiB)
+        file_target(make_image(tmp_path / "slow.img", size)), Faults(throttle=6 * MiB)
     )
     jobs = [Job(slow, TinyPlan(size, content), name="slow")] + [
         Job(make_image(tmp_path / f"f{i}.img", size), TinyPlan(size, content), name=f"fast{i}")

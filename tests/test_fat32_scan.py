@@ -189,3 +189,11 @@ def test_names_equal_after_nfc_refused(tmp_path: Path) -> None:
     put(tmp_path, "\u1112\u1161\u11ab.txt")  # 한 decomposed
     put(tmp_path, "한.txt")
     _refused(tmp_path, "Unicode NFC")
+
+
+def test_emoji_names_kept_with_a_warning(tmp_path: Path) -> None:
+    put(tmp_path, "웃음 😀.txt")
+    warnings: list[str] = []
+    tree = scan_content(tmp_path, warn=warnings.append)
+    assert tree.files[0].relpath == ("웃음 😀.txt",)
+    assert len(warnings) == 1 and "basic plane" in warnings[0]

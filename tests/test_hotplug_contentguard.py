@@ -286,7 +286,11 @@ class Recorder:
 
 @pytest.fixture
 def hosted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A HostedStation on a fake hub and a directory mounter: nothing real is touched."""
+    """The real station's hardware part on a fake hub and a directory mounter.
+
+    Nothing real is touched: the station runner is never started, so no job
+    can run on the fake hub's ``/dev/sdX`` names (feeding is ``button`` too).
+    """
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
@@ -303,27 +307,20 @@ def hosted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     old = Device.pin_factory
     Device.pin_factory = MockFactory()
     config = StationConfig(
-        # button feeding: no job ever starts on the fake hub's /dev/sdX names
         station=StationSection(feeding="button", batch_window=0.1, slots=4),
         ui=UiConfig(display=DisplayConfig(driver="dummy")),
         content=ContentConfig(trusted_keys=[str(TEST_KEY)]),
         hotplug=HotplugConfig(settle_time=0.2),
     )
     (tmp_path / "state").mkdir()  # the service creates it
-    host = station_host.HostedStation(config, tmp_path / "state")
+    host, hardware = station_host.build(config, tmp_path / "state")
     posted = Recorder()
-    real_post = host.station.post
-
-    def post(event: Any) -> None:
-        posted(event)
-        real_post(event)
-
-    monkeypatch.setattr(host.station, "post", post)
-    host.start()
+    monkeypatch.setattr(hardware.station, "post", posted)
+    hardware.start(host.runner)
     try:
-        yield SimpleNamespace(host=host, hub=hub, mounter=mounter, posted=posted, path=tmp_path)
+        yield SimpleNamespace(hw=hardware, hub=hub, mounter=mounter, posted=posted, path=tmp_path)
     finally:
-        host.stop()
+        hardware.stop()
         Device.pin_factory.reset()
         Device.pin_factory = old
 
@@ -337,14 +334,14 @@ def test_hosted_station_labelled_stick_without_pack_is_refused_not_loaded(hosted
     assert rejected.slot == 1
     assert rejected.detail.startswith("labelled as content but no valid pack")
     assert not [e for e in hosted.posted.events if isinstance(e, ev.DriveArrived)]
-    assert hosted.host._content is None
+    assert hosted.hw.content is None
 
 
 def test_hosted_station_loads_a_labelled_pack_and_remembers_its_uuid(hosted: Any) -> None:
     hosted.mounter.add("/dev/sda1", SAMPLE_PACK)
     hosted.hub.plug("1.1", filesystems=[("1234-ABCD", LABEL)])
     assert hosted.posted.wait(lambda e: isinstance(e, ev.ContentInserted))
-    assert hosted.host._content is not None and hosted.host._content.device == "/dev/sda1"
+    assert hosted.hw.content is not None and hosted.hw.content.device == "/dev/sda1"
     known = KnownContent(hosted.path / "state").uuids()
     assert known == {"1234-ABCD"}
     # a plain stick next to it is still loaded; the SSD is never a DriveArrived

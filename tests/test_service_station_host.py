@@ -120,7 +120,7 @@ def test_service_hosts_the_real_station(tmp_path: Path) -> None:
         holder["host"] = StationHost(runner, stop_timeout=5)
         return StationBuild(holder["host"])
 
-    problem = ConfigProblem("/boot/firmware/flashstation.yaml", 3, "ui.language", "bad")
+    problem = ConfigProblem("/boot/firmware/flashstation.yaml", 3, "ui.language", "bad value")
     loaded = LoadedConfig(StationConfig(), "last good", (), (problem,))
     service = Service(
         loaded,

@@ -88,3 +88,34 @@ def test_real_systemd_notify_status_watchdog_restart(tmp_path: Path) -> None:
     assert totals.done >= 3 and totals.running == 0
     for path in [tmp_path / "service.log", *(tmp_path / "state").iterdir()]:
         assert b"SIMSERIAL" not in path.read_bytes(), path
+    # the real station (appliance.commands.hosting) under the same hardened unit
+    assert result["real_start_rc"] == 0, result["real_start_err"]
+    real = result["real"]
+    assert (real["ActiveState"], real["SubState"], real["NRestarts"]) == ("active", "running", "0")
+    assert real["StatusText"].startswith(("no_content", "starting", "ready", "error")), real
+    assert result["real_stop_rc"] == 0 and result["real_after_stop"]["Result"] == "success"
+    assert (tmp_path / "real-state" / "ledger.sqlite3").exists()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_unit_file_verifies_and_keeps_its_hardening(tmp_path: Path) -> None:
+    unit = (HERE.parent / "image-build" / "flashstation.service").read_text()
+    for setting in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=always",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/flashstation",
+        "RestrictAddressFamilies=AF_UNIX AF_NETLINK",
+        "NoNewPrivileges=yes",
+        "DevicePolicy=closed",
+    ):
+        assert setting in unit, setting
+    # systemd's own parser, with ExecStart pointed at something that exists here
+    test_unit = tmp_path / "flashstation.service"
+    test_unit.write_text(unit.replace("/opt/flashstation/venv/bin/flashstation", sys.executable))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(test_unit)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "flashstation.service" not in done.stderr, done.stderr  # no warnings about the unit

@@ -313,3 +313,14 @@ def test_runner_with_sim_loader_runs_a_session() -> None:
     runner.drain()
     assert hooks == ["ledger"]
     runner.close()
+
+
+def test_config_error_while_running_is_shown_until_a_button() -> None:
+    station, _ = make()
+    ready(station)
+    station.apply(ev.ConfigError("/boot/flashstation.yaml", 3, "bad"))
+    assert station.state is StationState.READY  # carries on with the last good values
+    assert station.snapshot().config_error is not None
+    station.apply(ev.MenuPressed())
+    snap = station.snapshot()
+    assert snap.config_error is None and snap.view == "main"  # the press only dismissed it

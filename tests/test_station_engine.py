@@ -62,3 +62,36 @@ def test_reason_mapping() -> None:
     assert reason_of("x: write-protected")[0] is FailReason.READ_ONLY
     assert reason_of("content SSD removed or unreadable (x)")[0] is FailReason.CONTENT_REMOVED
     assert reason_of("strange")[0] is FailReason.UNKNOWN
+
+
+def test_hotplug_events_become_station_events() -> None:
+    from appliance.hotplug import events as hp
+    from appliance.hotplug.classify import Decision, Verdict
+    from appliance.station import events as ev
+    from appliance.station.adapters import from_hotplug
+
+    posted: list[object] = []
+    callback = from_hotplug(posted.append)
+    target = Decision(Verdict.TARGET, "usb_flash", "a USB flash drive")
+    callback(hp.DriveArrived(3, "1-1.3", "/dev/sdc", "id3", target, 8 * 10**9))
+    callback(
+        hp.DriveArrived(
+            4, "1-1.4", "/dev/sdd", "id4", Decision(Verdict.IGNORE, "too_large", "2 TB"), 2 * 10**12
+        )
+    )
+    callback(
+        hp.DriveArrived(
+            5, "1-1.5", "/dev/sde", "id5", Decision(Verdict.IGNORE, "no_media", "empty reader"), 0
+        )
+    )
+    callback(hp.DeviceRejected(6, "1-1.6", "HID interface", "slot 6: not a plain storage device"))
+    callback(hp.MediaChanged(7, "1-1.7", "/dev/sdf", "id7", False, target))
+    callback(hp.DriveGone(3, "1-1.3", "/dev/sdc", "id3"))
+    callback(hp.DriveGone(None, None, "/dev/sdz", "idz"))  # no slot: ignored
+    assert posted == [
+        ev.DriveArrived(3, 8 * 10**9, device="/dev/sdc", drive_id="id3"),
+        ev.DeviceRejected(4, "too_large", "2 TB"),
+        ev.DeviceRejected(6, "not_storage", "HID interface"),
+        ev.DriveGone(7),
+        ev.DriveGone(3),
+    ]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import subprocess
 import sys
@@ -97,7 +98,7 @@ def headless(
     return 1 if result.failures else 0
 
 
-def interactive(language: str, engine: bool) -> int:
+def interactive(language: str, engine: bool, frames: Path | None = None, scale: int = 1) -> int:
     """Keys drive the simulator. With the real engine, sticks are small image files
     (160 MiB; a fake one claims 1 GiB and holds 128 MiB) written at 20 MB/s each, so a
     session takes seconds and little disk; with ``--sim-loader`` they are 8 GB / 64 GB."""
@@ -108,17 +109,30 @@ def interactive(language: str, engine: bool) -> int:
         size, fake, real, speed = 160 * MiB, 1024 * MiB, 128 * MiB, 20e6
     else:
         size, fake, real, speed = 8 * GB, 64 * GB, 8 * GB, 500e6
+    logging.disable(logging.WARNING)  # log lines would tear the drawing (the test key is known)
     sim = Simulator(
         language=language, speed=speed, clock=WallClock(), engine=engine, batch_window=2.0
     )
     sim.insert_content()
+    saved = 0
+    last = None
+    if frames is not None:
+        frames.mkdir(parents=True, exist_ok=True)
     pending = ""  # "f" or "k" waiting for a slot number
+    columns, lines = shutil.get_terminal_size()
     message = ""
+    if columns < 130 or lines < 40:
+        message = f"terminal is {columns}x{lines}; the screen needs 130x40 to show whole"
     try:
         with terminal.raw_keys():
             while True:
                 sim.tick()
                 image = sim.frame().image
+                if frames is not None and (last is None or image.tobytes() != last.tobytes()):
+                    saved += 1
+                    out = image.resize((image.width * scale, image.height * scale))
+                    out.save(frames / f"{saved:04d}.png")
+                    last = image
                 footer = [*KEYS_HELP, message.ljust(80)]
                 sys.stdout.write(terminal.frame_text(image, footer))
                 sys.stdout.flush()
@@ -156,6 +170,7 @@ def interactive(language: str, engine: bool) -> int:
                     pending = ""
     finally:
         sim.close()
+        logging.disable(logging.NOTSET)
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -172,4 +187,6 @@ def demo_command(args: argparse.Namespace) -> int:
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         print("no terminal: replaying the bundled demo session headless", file=sys.stderr)
         return headless(DEMO_SCRIPT, args.frames, args.language, args.scale)
-    return interactive(args.language or "en", engine=not args.sim_loader)
+    return interactive(
+        args.language or "en", engine=not args.sim_loader, frames=args.frames, scale=args.scale
+    )

@@ -53,8 +53,8 @@ def _real_station(context: ServiceContext) -> StationBuild:
         service_build = importlib.import_module("appliance.commands.hosting.station").service_build
     except (ImportError, AttributeError) as exc:
         raise FlashStationError(
-            "the station (appliance.station.service_build) is not part of this build; "
-            "try --fake-station"
+            "the station (appliance.commands.hosting.station.service_build) is not part of "
+            "this build; try --fake-station"
         ) from exc
     build: StationBuild = service_build(context)
     return build

@@ -95,6 +95,11 @@ class VerifyResult:
     error: Exception | None = None  # ContentRemoved, or an unexpected failure
 
     @property
+    def removed(self) -> bool:
+        """The SSD went away during verification: show "insert content", not "damaged"."""
+        return isinstance(self.error, ContentRemoved)
+
+    @property
     def message(self) -> str:
         if self.ok:
             return "content verified" + (" (remembered)" if self.cached else "")

@@ -134,8 +134,10 @@ def check_path(path: object, where: str) -> str:
         raise ManifestError(f"{where}: path must be a non-empty string")
     if "\\" in path or "\x00" in path:
         raise ManifestError(f"{where}: path {path!r} holds a backslash or NUL; use '/'")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/"):
         raise ManifestError(f"{where}: path {path!r} must be relative")
+    if re.match(r"^[A-Za-z]:", path):
+        raise ManifestError(f"{where}: path {path!r} starts like a Windows drive; rename it")
     if any(part in ("", ".", "..") for part in path.split("/")):
         raise ManifestError(f"{where}: path {path!r} has an empty, '.' or '..' part")
     if unicodedata.normalize("NFC", path) != path:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from appliance.content.check import FAT_MAX_FILE, fat_problems
 from appliance.content.errors import ManifestError, PackError
 from appliance.content.hashing import hash_file
 from appliance.content.keys import load_private, looks_like_private_key, sign
@@ -153,6 +154,13 @@ def seal(
         raise PackError(f"{root}: cannot write the manifest ({exc.strerror})") from exc
     warnings = [
         f"{e.path}: in no tier, so it is verified but never loaded" for e in manifest.untiered()
+    ]
+    # Sealing does not refuse these (the curators decide), but no stick could hold them.
+    warnings += [f"{p} (no stick can hold this)" for p in fat_problems(paths)]
+    warnings += [
+        f"{e.path}: 4 GiB or more; no FAT32 stick can hold it"
+        for e in entries
+        if e.size > FAT_MAX_FILE
     ]
     return SealResult(manifest, manifest_path, sig_path, list(listing.junk), warnings)
 

@@ -16,7 +16,8 @@ Library API (the station and ``flashstation load`` use it)::
 
 * A :class:`Job` is a target (a path, opened with the refusal checks of
   :mod:`appliance.drives`, or any :class:`appliance.drives.Target`, e.g. a fake)
-  and its own :class:`~appliance.fat32.plan.Plan`. Plans may come from
+  and its own :class:`~appliance.fat32.plan.Plan` compiled for exactly the
+  target's capacity. The engine closes every target when its job ends. Plans may come from
   different subsets of one content tree (tiers): files are shared by
   ``ContentFile.source`` path and each is read once for every target.
 * Events (:mod:`appliance.engine.events`): ``PhaseChanged`` (open, probe,

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 START_GRACE = 1.0
 #: The reader measures, over windows of LAG_WINDOW seconds, how much of the time a full
 #: window kept a starving target waiting; above LAG_SHARE it leaves the holders behind.
-LAG_WINDOW = 1.0
-LAG_SHARE = 0.5
+LAG_WINDOW = 2.0
+LAG_SHARE = 0.75
 
 
 class SourceObserver(Protocol):

@@ -8,10 +8,13 @@ bad label or timestamp is reported then, in one line, not at the first stick.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from appliance.config.schema import FilesystemConfig
 from appliance.fat32 import structures
 from appliance.fat32.plan import LayoutError, LayoutOptions
+
+if TYPE_CHECKING:  # importing the config package at run time would load PyYAML
+    from appliance.config.schema import FilesystemConfig
 
 
 def options_from_config(fs: FilesystemConfig) -> LayoutOptions:

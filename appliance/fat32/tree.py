@@ -170,6 +170,11 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
             name = names.normalize(raw)
             child_rel = (*rel, name)
             check_name(child_rel)
+            if warn is not None and any(ord(c) > 0xFFFF for c in name):
+                warn(
+                    f"{_show(child_rel)}: has characters beyond Unicode's basic plane "
+                    "(emoji and the like); some readers (mtools, older players) show them as _"
+                )
             path = Path(entry.path)
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):

@@ -58,9 +58,10 @@ class ServiceContext:
     config: StationConfig
     ledger: Ledger
     stagger: Stagger  # call ``wait_turn()`` before each job starts writing
-    config_problem: ConfigProblem | None  # the first problem of a bad config file, or None
-    config_source: str  # "files", "last good" or "defaults"
-    salt: bytes  # the station's salt (hotplug's drive ids use the ledger's salt)
+    config_error: tuple[str, str] | None  # (title, detail) for the error screen, or None
+    config_problem: ConfigProblem | None = None  # the first problem of a bad config file
+    config_source: str = "files"  # the values in use: "files", "last good" or "defaults"
+    salt: bytes = b""  # the station's salt, for hotplug's drive ids (same as the ledger's)
 
     def totals(self, since: datetime | None = None) -> Totals:
         """The statistics screen's numbers (since start of the ledger, or ``since``)."""
@@ -145,6 +146,7 @@ class Service:
             self.config,
             self.ledger,
             Stagger(self.config.service.stagger),
+            self.loaded.error_screen(),
             self.loaded.first_problem,
             self.loaded.source,
             self.ledger.salt,

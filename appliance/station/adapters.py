@@ -93,6 +93,21 @@ def reason_of(text: str) -> tuple[FailReason, dict[str, float]]:
     return FailReason.UNKNOWN, {}
 
 
+def result_reason(result: engine.TargetResult) -> tuple[FailReason, dict[str, float]]:
+    """The station's failure reason for an engine result: its stable ``cause`` code.
+
+    The engine's cause codes are the station's reason values; a code the station has
+    no plain words for (``refused``, ``busy``) falls back to reading the text.
+    """
+    try:
+        reason = FailReason(result.cause)
+    except ValueError:
+        return reason_of(result.reason)
+    if reason is FailReason.UNKNOWN:
+        return reason_of(result.reason)
+    return reason, dict(result.detail)
+
+
 def _slot_of(name: str) -> int | None:
     m = re.fullmatch(r"slot (\d+)", name)
     return int(m.group(1)) if m else None
@@ -196,7 +211,7 @@ class EngineLoader:
             elif result.status == "cancelled":
                 post(ev.JobFailed(slot, FailReason.CANCELLED))
             else:
-                reason, detail = reason_of(result.reason)
+                reason, detail = result_reason(result)
                 log.info("slot %d failed: %s", slot, result.reason)
                 post(ev.JobFailed(slot, reason, detail))
             return
@@ -298,6 +313,8 @@ def content_callbacks(post: Post) -> dict[str, Callable[..., None]]:
             post(ev.ContentVerified())
         elif result.cancelled:
             return
+        elif result.removed:  # pulled while being checked: back to "insert content"
+            post(ev.ContentRemoved())
         else:
             post(ev.ContentDamaged(result.message))
 

@@ -257,9 +257,17 @@ class Station:
             self._station_to("started")
 
     def _on_config_error(self, event: ev.ConfigError, now: float, effects: list[Effect]) -> None:
+        """At start: the station cannot run. Later (the service carries on with the last
+        good values): shown until a button is pressed."""
         self.config_error = event
         if self.state is StationState.STARTING:
             self._station_to("config_error")
+
+    def _dismiss_config_error(self) -> bool:
+        if self.config_error is not None and self.state is not StationState.ERROR:
+            self.config_error = None
+            return True
+        return False
 
     def _on_undervoltage(self, event: ev.Undervoltage, now: float, effects: list[Effect]) -> None:
         self.undervoltage = True
@@ -449,6 +457,8 @@ class Station:
     # -- handlers: buttons --------------------------------------------------------------------
 
     def _on_start_pressed(self, event: ev.StartPressed, now: float, effects: list[Effect]) -> None:
+        if self._dismiss_config_error():
+            return
         if self.alert is not None or self.confirm is not None:
             self.alert = self.confirm = None
             return
@@ -460,6 +470,8 @@ class Station:
     def _on_cancel_pressed(
         self, event: ev.CancelPressed, now: float, effects: list[Effect]
     ) -> None:
+        if self._dismiss_config_error():
+            return
         if self.alert is not None:
             self.alert = None
             return
@@ -479,6 +491,8 @@ class Station:
         self.confirm = Confirm(selected, now + CONFIRM_SECONDS)
 
     def _on_menu_pressed(self, event: ev.MenuPressed, now: float, effects: list[Effect]) -> None:
+        if self._dismiss_config_error():
+            return
         if self.alert is not None or self.confirm is not None:
             self.alert = self.confirm = None
             return

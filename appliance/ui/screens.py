@@ -412,8 +412,10 @@ def choose(snap: Snapshot) -> str:
         return "confirm"
     if snap.alert is not None:
         return "error_rejected"
+    if snap.config_error is not None:
+        return "error_config"
     if snap.state is StationState.ERROR:
-        return "error_config" if snap.config_error is not None else "error_damaged"
+        return "error_damaged"
     if snap.state is StationState.PAUSED and snap.undervoltage and snap.view == "main":
         return "error_power"
     if snap.view == "detail" and snap.selected is not None:

@@ -149,6 +149,7 @@ class Simulator:
             self.station, self.loader or self.sim_loader, [self.drives, self.content_watch]
         )
         self.content: _ContentSim | None = None
+        self.inserted: Any = None  # engine mode: the real InsertedContent (verified for real)
         self.rejected: set[int] = set()
         self.messages = catalogue(self.language)
         self.runner.open()
@@ -164,8 +165,8 @@ class Simulator:
         pack = open_pack(SAMPLE_PACK, load_trusted([TEST_KEY]))
 
         def source() -> Any:
-            c = self.content
-            return pack if c is not None and c.verified else None
+            inserted = self.inserted
+            return inserted.source if inserted is not None and inserted.ready else None
 
         def target_for(job: JobRequest) -> Any:
             stick = self.sticks[job.slot]
@@ -183,6 +184,7 @@ class Simulator:
             LoadOptions(wipe="full", chunk_size=1024 * 1024, progress_interval=0.2),
             target_for=target_for,
             observer=pack.stream_checker,
+            protect=lambda: [SAMPLE_PACK],
         )
 
     # -- hardware actions ---------------------------------------------------------------------
@@ -235,11 +237,28 @@ class Simulator:
         self.content = _ContentSim(self.pack, self.verify_seconds, self.clock())
         p = self.pack
         self.content_watch.emit(ev.ContentInserted(p.title, p.version, p.tiers))
+        if self.engine:  # the content area's real insertion: signature, background hashing
+            from appliance.config.schema import ContentConfig
+            from appliance.content.inserted import insert
+            from appliance.content.mount import DirectoryMounter
+            from appliance.station.adapters import content_callbacks
+
+            self.content.verified = True  # progress comes from the real verifier
+            self.inserted = insert(
+                "sim-ssd",
+                DirectoryMounter({"sim-ssd": SAMPLE_PACK}),
+                ContentConfig(trusted_keys=[str(TEST_KEY)]),
+                self.dir / "state",
+                **content_callbacks(self.content_watch.emit),
+            )
 
     def remove_content(self) -> None:
         if self.content is None:
             raise ScriptError("no content SSD to remove")
         self.content = None
+        if self.inserted is not None:
+            self.inserted.close()
+            self.inserted = None
         self.content_watch.emit(ev.ContentRemoved())
 
     def damage_content(self) -> None:
@@ -288,6 +307,8 @@ class Simulator:
 
     def close(self) -> None:
         self.runner.close()  # closes the loader: the engine stops writing first
+        if self.inserted is not None:
+            self.inserted.close()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,11 +1,13 @@
-"""The real station hosted by the service (``flashstation run``): :func:`service_build`.
+"""The real station for ``flashstation run``: :func:`service_build` wires the hardware.
 
-Lives with the commands because it wires every layer together: the station
-(:mod:`appliance.station`), its screen, buttons and LEDs (:mod:`appliance.ui`),
-the hotplug monitor, the content SSD and the engine, and speaks the
-service's interface (:mod:`appliance.service.interface`): start/stop, a
-status line, job snapshots, ledger events, pause on undervoltage, error
-screens. It has no ``register``: it adds no sub-command.
+The service's own adapter (:class:`appliance.service.station_host.StationHost`)
+speaks the service's interface (ledger events, status line, pause, config
+errors); this module builds what it hosts: the station and runner with the
+real engine (:class:`~appliance.station.adapters.EngineLoader`), and, as a
+part the service starts before the station and stops after it, the
+hardware: the OLED's screen thread, the buttons and LEDs, the hotplug
+monitor and the content SSD. It lives with the commands because it wires
+every layer; it adds no sub-command.
 
 Content SSD detection: a disk the hotplug classifier refuses as a disk
 (larger than ``hotplug.max_size``, or behind a SATA bridge) while no content
@@ -15,18 +17,23 @@ sticks are never mounted. The classifier's ``content`` rule also marks a disk
 as content media when udev saw a ``content.labels`` filesystem label or the
 UUID of a filesystem that once held a verified pack on it
 (:mod:`.contentmarks`): such a disk is tried the same way and never wiped.
+
+MENU held on the station: every job is cancelled by the station itself, then
+the service is asked to stop in order (SIGTERM to itself), which records the
+cancellations in the ledger.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from appliance.config import ConfigProblem
-from appliance.config.schema import StationConfig
+from appliance.config.schema import DisplayConfig, StationConfig
 from appliance.content.errors import PackError
 from appliance.content.inserted import InsertedContent, insert
 from appliance.content.mount import CommandMounter
@@ -35,22 +42,13 @@ from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
 from appliance.hotplug.classify import Verdict
 from appliance.hotplug.factory import make_monitor
-from appliance.service.app import ServiceContext, StationBuild
-from appliance.service.interface import (
-    BatchFinished,
-    BatchStarted,
-    JobFinished,
-    JobSnapshot,
-    JobStarted,
-    Listener,
-    StationEvent,
-)
+from appliance.service.app import Component, ServiceContext, StationBuild
 from appliance.service.ledger import load_salt
+from appliance.service.station_host import StationHost
 from appliance.station import events as ev
 from appliance.station.adapters import EngineLoader, content_callbacks, from_hotplug
-from appliance.station.machine import Snapshot, Station
+from appliance.station.machine import Station
 from appliance.station.runtime import StationRunner
-from appliance.station.states import ACTIVE, SlotState
 from appliance.ui.display import ScreenThread, make_device
 
 from .contentmarks import ContentMarks, KnownContent
@@ -59,63 +57,50 @@ log = logging.getLogger(__name__)
 CONTENT_CANDIDATE_RULES = frozenset({"too_large", "ata_bridge", "disk_model", "spinning"})
 
 
-class HostedStation:
-    """The service's ``Station``: the real station with its hardware."""
+class StationHardware:
+    """Screen, buttons, LEDs, hotplug and the content SSD around one station."""
 
-    def __init__(self, config: StationConfig, state_dir: Path, config_error: Any = None) -> None:
+    def __init__(self, config: StationConfig, state_dir: Path, station: Station) -> None:
         self.config = config
         self.state_dir = Path(state_dir)
-        s = config.station
-        self.station = Station(s.slots, s.feeding, s.batch_window, clock=time.monotonic)
-        self._content: InsertedContent | None = None
-        self._content_lock = threading.Lock()
-        self._content_disk: str | None = None
+        self.station = station
+        self.content: InsertedContent | None = None
+        self.content_disk: str | None = None
         self.marks = ContentMarks(config.content.labels, KnownContent(self.state_dir))
-        e = config.engine
-        self.loader = EngineLoader(
-            self._source,
-            LoadOptions(
-                wipe=e.wipe,
-                chunk_size=e.chunk_size,
-                buffer_budget=e.buffer_budget,
-                min_capacity=e.min_capacity,
-                probe_points=e.probe_points,
-            ),
-            headroom=config.content.headroom,
-            observer=self._observer,
-            protect=lambda: [self._content.root] if self._content else [],
-        )
-        self.runner = StationRunner(self.station, self.loader)
-        self.runner.observers.append(self._watch_jobs)
-        self._listeners: list[Listener] = []
-        self._seen: dict[int, SlotState] = {}
-        self._jobs: dict[int, str] = {}
-        self._batches: dict[int, set[int]] = {}
         self.screen: ScreenThread | None = None
         self.buttons: Any = None
+        self.indicator: Any = None
         self.monitor: Any = None
-        self._last: Snapshot = self.station.snapshot()
-        if config_error is not None:
-            title, detail = config_error
-            self.station.post(ev.ConfigError(title, None, detail))
+        self.menu_shutdown = False
+        self._to_station = from_hotplug(self.post)
 
-    # -- content --------------------------------------------------------------------------------
+    def post(self, event: ev.Event) -> None:
+        """Always through ``station.post`` as it is now (the service's host wraps it)."""
+        if isinstance(event, ev.MenuHeld):
+            self.menu_shutdown = True
+        self.station.post(event)
 
-    def _source(self) -> Any:
-        content = self._content
+    # -- what the engine needs -------------------------------------------------------------------
+
+    def source(self) -> Any:
+        content = self.content
         return content.source if content is not None and content.ready else None
 
-    def _observer(self) -> Any:
-        content = self._content
+    def observer(self) -> Any:
+        content = self.content
         if content is not None and isinstance(content.source, Pack):
             return content.source.stream_checker()
         return None
 
+    def protect(self) -> list[Path]:
+        return [self.content.root] if self.content is not None else []
+
+    # -- the content SSD -------------------------------------------------------------------------
+
     def _try_content(
         self, devname: str, slot: int | None, reason: str, marked: bool = False
     ) -> None:
-        post = self.station.post
-        callbacks = content_callbacks(post)
+        callbacks = content_callbacks(self.post)
         device = self.marks.device_for(devname)
         try:
             inserted = insert(
@@ -131,11 +116,10 @@ class HostedStation:
             if marked:
                 reason = f"labelled as content but no valid pack ({exc})"
             if slot is not None:
-                post(ev.DeviceRejected(slot, "too_large", reason))
+                self.post(ev.DeviceRejected(slot, "too_large", reason))
             return
-        with self._content_lock:
-            self._content = inserted
-            self._content_disk = devname
+        self.content_disk = devname
+        self.content = inserted
         source = inserted.source
         if isinstance(source, Pack):
             try:
@@ -147,22 +131,23 @@ class HostedStation:
                 (t.name, t.min_capacity, sum(f.size for f in m.tier_files(i)))
                 for i, t in enumerate(source.tiers())
             )
-            post(ev.ContentInserted(m.title, m.version, tiers))
+            self.post(ev.ContentInserted(m.title, m.version, tiers))
         else:
-            post(ev.ContentInserted(str(inserted.root.name), "", ()))
-            post(ev.ContentVerified())
+            self.post(ev.ContentInserted(str(inserted.root.name), "", ()))
+            self.post(ev.ContentVerified())
 
-    def _hotplug(self, event: hp.HotplugEvent) -> None:
-        content = self._content
+    def on_hotplug(self, event: hp.HotplugEvent) -> None:
+        """The hotplug monitor's callback (its thread): content SSD here, drives to the station."""
+        content = self.content
         marked = isinstance(event, hp.DriveArrived) and event.decision.verdict is Verdict.CONTENT
         if (
             isinstance(event, hp.DriveArrived)
             and marked
             and content is not None
-            and event.devname != self._content_disk
+            and event.devname != self.content_disk
         ):
             if event.slot is not None:
-                self.station.post(
+                self.post(
                     ev.DeviceRejected(event.slot, "too_large", "content media; another is in use")
                 )
             return
@@ -171,147 +156,97 @@ class HostedStation:
             and (event.decision.rule in CONTENT_CANDIDATE_RULES or marked)
             and content is None
         ):
-            threading.Thread(
-                target=self._try_content,
-                args=(event.devname, event.slot, event.decision.reason, marked),
-                name="content-insert",
-                daemon=True,
-            ).start()
+            args = (event.devname, event.slot, event.decision.reason, marked)
+            threading.Thread(target=self._try_content, args=args, daemon=True).start()
             return
         if (
             isinstance(event, hp.DriveGone)
             and content is not None
-            and event.devname in (content.device, self._content_disk)
+            and event.devname in (content.device, self.content_disk)
         ):
-            with self._content_lock:
-                self._content = None
-                self._content_disk = None
+            self.content = None
+            self.content_disk = None
             threading.Thread(target=content.close, name="content-close", daemon=True).start()
-            self.station.post(ev.ContentRemoved())
+            self.post(ev.ContentRemoved())
             return
         self._to_station(event)
 
-    # -- ledger events --------------------------------------------------------------------------
+    # -- life ------------------------------------------------------------------------------------
 
-    def _send(self, event: StationEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("station listener %r", listener)
-
-    def _watch_jobs(self, snap: Snapshot) -> None:
-        """Turn slot changes into the service's job events (on the station thread)."""
-        self._last = snap
-        content = snap.content
-        for slot in snap.slots:
-            before = self._seen.get(slot.number, SlotState.EMPTY)
-            now = slot.state
-            self._seen[slot.number] = now
-            if now is SlotState.PROBING and before is SlotState.WAITING:
-                batch = str(slot.batch)
-                if slot.batch not in self._batches:
-                    self._batches[slot.batch] = set()
-                    self._send(BatchStarted(batch, content.title, content.version))
-                self._batches[slot.batch].add(slot.number)
-                job = f"slot{slot.number}-{batch}"
-                self._jobs[slot.number] = job
-                self._send(JobStarted(job, batch, f"slot{slot.number}", slot.capacity, ""))
-            elif before in ACTIVE and now not in ACTIVE and slot.number in self._jobs:
-                job = self._jobs.pop(slot.number)
-                if now is SlotState.DONE:
-                    self._send(JobFinished(job, "done"))
-                else:
-                    cancelled = slot.reason is not None and slot.reason.value == "cancelled"
-                    reason = slot.reason.value if slot.reason else ""
-                    self._send(JobFinished(job, "cancelled" if cancelled else "failed", reason))
-                members = self._batches.get(slot.batch, set())
-                members.discard(slot.number)
-                if not members and slot.batch in self._batches:
-                    del self._batches[slot.batch]
-                    self._send(BatchFinished(str(slot.batch)))
-        if self.screen is not None:
-            self.screen.show(snap)
-
-    # -- the service's Station protocol ---------------------------------------------------------
-
-    def start(self) -> None:
+    def start(self, runner: StationRunner) -> None:
         ui = self.config.ui
         try:
             device = make_device(ui.display)
-        except Exception as exc:  # no I2C bus, no screen: carry on without it
-            log.error(
-                "display %s not available (%s); running without a screen", ui.display.driver, exc
-            )
-            from appliance.config.schema import DisplayConfig
-
+        except Exception as exc:  # no I2C bus or no screen: carry on without it
+            log.error("display %s not available (%s): no screen", ui.display.driver, exc)
             device = make_device(DisplayConfig(driver="dummy"))
         self.screen = ScreenThread(device, ui).start()
+        runner.observers.append(self.screen.show)
         try:
-            from appliance.ui.buttons import Buttons
+            from appliance.ui.buttons import Buttons, GpioIndicator
 
-            self.buttons = Buttons(ui.buttons, self.station.post)
+            self.buttons = Buttons(ui.buttons, self.post)
+            if ui.leds or ui.buzzer is not None:
+                self.indicator = GpioIndicator(ui)
+                runner.indicator = self.indicator
         except Exception as exc:  # not a Pi (no GPIO): no buttons
             log.error("buttons not available (%s)", exc)
-        self.runner.start()
-        self._to_station = from_hotplug(self.station.post)
         try:
+            salt = load_salt(self.state_dir)
             self.monitor = make_monitor(
-                self.config.hotplug,
-                self._hotplug,
-                load_salt(self.state_dir),
-                is_content=self.marks.is_content,
+                self.config.hotplug, self.on_hotplug, salt, is_content=self.marks.is_content
             )
             self.monitor.start()
         except Exception as exc:
             log.error("hotplug monitor not started: %s", exc)
 
     def stop(self) -> None:
-        self.station.post(ev.Shutdown())
-        deadline = time.monotonic() + 5
-        while self.station.state.value != "shutting_down" and time.monotonic() < deadline:
-            time.sleep(0.05)
         if self.monitor is not None:
             self.monitor.stop()
         if self.buttons is not None:
             self.buttons.close()
-        self.runner.close()
         if self.screen is not None:
             self.screen.close()
-        if self._content is not None:
-            self._content.close()
+        if self.content is not None:
+            self.content.close()
 
-    def status_line(self) -> str:
-        snap = self._last
-        active = sum(1 for s in snap.slots if s.state in ACTIVE)
-        return f"{snap.state.value}: {active} loading, {snap.totals_done} done"
 
-    def snapshot(self) -> list[JobSnapshot]:
-        return [
-            JobSnapshot(
-                s.number, self._jobs.get(s.number, ""), s.phase, s.percent, s.capacity, s.tier or ""
-            )
-            for s in self._last.slots
-            if s.state in ACTIVE
-        ]
+def build(config: StationConfig, state_dir: Path) -> tuple[StationHost, StationHardware]:
+    """The hosted station and its hardware, not started."""
+    s = config.station
+    station = Station(s.slots, s.feeding, s.batch_window, clock=time.monotonic)
+    hardware = StationHardware(config, state_dir, station)
+    e = config.engine
+    loader = EngineLoader(
+        hardware.source,
+        LoadOptions(
+            wipe=e.wipe,
+            chunk_size=e.chunk_size,
+            buffer_budget=e.buffer_budget,
+            min_capacity=e.min_capacity,
+            probe_points=e.probe_points,
+        ),
+        headroom=config.content.headroom,
+        observer=hardware.observer,
+        protect=hardware.protect,
+    )
+    runner = StationRunner(station, loader)
+    host = StationHost(runner)
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def menu_shutdown() -> None:
+        if hardware.menu_shutdown:  # not when the service itself is stopping the station
+            log.info("shutdown asked on the station: stopping the service")
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    def set_paused(self, reason: str | None) -> None:
-        self.station.post(ev.Undervoltage() if reason else ev.PowerOk())
-
-    def show_error(self, title: str, detail: str) -> None:
-        self.station.post(ev.ConfigError(title, None, detail))
-
-    def show_config_error(self, problem: ConfigProblem, using: str) -> None:
-        """The bad config screen: file and line, while running on ``using`` values."""
-        where = f"{problem.path}: " if problem.path else ""
-        detail = f"{where}{problem.message} (running on {using} values)"
-        self.station.post(ev.ConfigError(problem.file, problem.line, detail))
+    runner.shutdown_hooks.append(menu_shutdown)
+    return host, hardware
 
 
 def service_build(context: ServiceContext) -> StationBuild:
-    """What ``flashstation run`` hosts: the station and its parts in start order."""
-    # the service itself starts and stops the station and shows context.config_error
-    return StationBuild(HostedStation(context.config, context.ledger.state_dir))
+    """What ``flashstation run`` hosts: the station, with its hardware as a part started first."""
+    host, hardware = build(context.config, context.ledger.state_dir)
+    runner = host.runner
+    return StationBuild(
+        host,
+        [Component("station hardware", lambda: hardware.start(runner), hardware.stop)],
+    )
