@@ -198,12 +198,16 @@ def test_stick_pulled_while_settling_leaves_no_trace(tmp_path: Path) -> None:
     assert s.due() == [] and s.drives() == []
 
 
-def test_initial_scan_and_non_targets_are_not_held(tmp_path: Path) -> None:
+def test_initial_scan_is_not_held_but_a_new_ssd_is(tmp_path: Path) -> None:
     s, _ = state(tmp_path)
     (out,) = s.apply(UEvent("add", STICK, size=16 * GB), settle=False)
     assert isinstance(out, DriveArrived) and out.decision.verdict is Verdict.TARGET
-    s2, _ = state(tmp_path)
-    (big,) = s2.apply(UEvent("add", STICK, size=2000 * GB))  # too large: announced at once
+    s2, clock = state(tmp_path)
+    # too large: a content SSD candidate, held so the station learns its partition first
+    assert s2.apply(UEvent("add", STICK, size=2000 * GB)) == []
+    assert s2.apply(partition_of(STICK, "5555-0000", "DATA")) == []
+    clock.now += 2
+    (big,) = s2.due()
     assert isinstance(big, DriveArrived) and big.decision.rule == "too_large"
 
 

@@ -16,11 +16,11 @@ when sixteen sticks are yanked at once:
 
 Settling (``hotplug.settle_time``): udev reports a new disk before its
 partitions, and only the partitions' events carry the filesystem UUIDs and
-labels that mark the content SSD. So a new disk (or a card that appeared in
-a reader) that would be a ``target`` is held back for ``settle`` seconds;
-partition events in that time update it, and :meth:`HotplugState.due`
-announces it with the decision it has then. Anything that is not a target
-is announced at once (it will not be written anyway). A partition that
+labels that mark the content SSD (and name the partition the station mounts
+when it tries a disk as content). So a new disk (or a card that appeared in
+a reader) is held back for ``settle`` seconds; partition events in that time
+update it, and :meth:`HotplugState.due` announces it with the decision it
+has then. A partition that
 turns an announced target into content (a very slow probe) withdraws it:
 ``DriveGone`` then ``DriveArrived`` with the new decision. The initial scan
 is not held: udev has probed everything present by then.
@@ -221,8 +221,8 @@ class HotplugState:
         drive = self._drives.pop(devpath, None)
         return None if pending is not None else drive
 
-    def _hold(self, decision: Decision, settle: bool) -> bool:
-        return settle and self.settle > 0 and decision.verdict is Verdict.TARGET
+    def _hold(self, settle: bool) -> bool:
+        return settle and self.settle > 0
 
     def _disk(self, event: UEvent, settle: bool = True) -> list[HotplugEvent]:
         props = event.properties
@@ -261,7 +261,7 @@ class HotplugState:
                 devpath, info.devname, port, self.slots.slot_for(port), ident, decision, present
             )
             self._drives[devpath] = drive
-            if present and self._hold(decision, settle):
+            if present and self._hold(settle):
                 self._pending[devpath] = (deadline, event.size, False)
                 return []
             return [DriveArrived(drive.slot, port, drive.devname, ident, decision, event.size)]
@@ -274,7 +274,7 @@ class HotplugState:
                 del self._pending[devpath]
             return []
         if known.present != present:
-            if present and self._hold(decision, settle):
+            if present and self._hold(settle):
                 self._pending[devpath] = (deadline, event.size, True)
                 return []
             return [MediaChanged(known.slot, known.port, updated.devname, ident, present, decision)]
