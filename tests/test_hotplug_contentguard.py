@@ -335,7 +335,7 @@ def test_hosted_station_labelled_stick_without_pack_is_refused_not_loaded(hosted
     hosted.mounter.add("/dev/sda1", empty)
     hosted.hub.plug("1.1", filesystems=[("1234-ABCD", LABEL)])
     (rejected,) = hosted.posted.wait(lambda e: isinstance(e, ev.DeviceRejected))
-    assert rejected.slot == 1
+    assert rejected.slot == 1 and rejected.code == "other"
     assert rejected.detail.startswith("labelled as content but no valid pack")
     assert not [e for e in hosted.posted.events if isinstance(e, ev.DriveArrived)]
     assert hosted.hw.content is None
@@ -374,3 +374,14 @@ def test_seal_reminds_the_curator_of_the_content_label(
     assert main(["content", "seal", str(root), "--key", str(private)]) == 0
     reminders = [line for line in capsys.readouterr().out.splitlines() if LABEL in line]
     assert len(reminders) == 1 and "label" in reminders[0]
+
+
+def test_hosted_station_second_content_media_is_refused(hosted: Any) -> None:
+    hosted.mounter.add("/dev/sda1", SAMPLE_PACK)
+    hosted.hub.plug("1.1", filesystems=[("1234-ABCD", LABEL)])
+    assert hosted.posted.wait(lambda e: isinstance(e, ev.ContentInserted))
+    hosted.hub.plug("1.2", filesystems=[("9999-0000", LABEL.lower())])
+    (rejected,) = hosted.posted.wait(lambda e: isinstance(e, ev.DeviceRejected))
+    assert rejected.slot == 2 and "another is in use" in rejected.detail
+    assert hosted.hw.content.device == "/dev/sda1"
+    assert not [e for e in hosted.posted.events if isinstance(e, ev.DriveArrived)]

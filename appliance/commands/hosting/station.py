@@ -113,10 +113,11 @@ class StationHardware:
             )
         except PackError as exc:
             log.warning("%s is not a content SSD: %s", devname, exc)
-            if marked:
-                reason = f"labelled as content but no valid pack ({exc})"
+            code = "too_large"
+            if marked:  # a stick-sized drive may carry the label: not "a disk"
+                code, reason = "other", f"labelled as content but no valid pack ({exc})"
             if slot is not None:
-                self.post(ev.DeviceRejected(slot, "too_large", reason))
+                self.post(ev.DeviceRejected(slot, code, reason))
             return
         self.content_disk = devname
         self.content = inserted
@@ -148,7 +149,7 @@ class StationHardware:
         ):
             if event.slot is not None:
                 self.post(
-                    ev.DeviceRejected(event.slot, "too_large", "content media; another is in use")
+                    ev.DeviceRejected(event.slot, "other", "content media; another is in use")
                 )
             return
         if (
