@@ -362,3 +362,84 @@ def test_sigint_cancels_the_cli_cleanly(tmp_path: Path, content) -> None:
     assert [r["status"] for r in rows] == ["cancelled", "cancelled"]
     for p in imgs:
         assert sector0(p)[510:512] != b"\x55\xaa"
+
+
+class GatedTarget(FaultyTarget):
+    """A target whose writes from ``gate_at`` on wait for ``gate``: a stick that stalls on cue."""
+
+    def __init__(self, path: Path, gate_at: int, gate: threading.Event) -> None:
+        super().__init__(file_target(path), Faults())
+        self.gate_at = gate_at
+        self.gate = gate
+
+    def pwrite(self, offset: int, data) -> None:  # type: ignore[no-untyped-def]
+        if offset >= self.gate_at:
+            assert self.gate.wait(60), "gate never opened"
+        super().pwrite(offset, data)
+
+
+class ReplaceAfterReading(RecordingObserver):
+    """Once the primary read passed a file: optionally rewrite it in place, then open the gate."""
+
+    def __init__(self, gate: threading.Event, damage: bool) -> None:
+        super().__init__()
+        self.gate = gate
+        self.damage = damage
+
+    def file_done(self, source: Path) -> None:
+        super().file_done(source)
+        if self.damage:
+            with open(source, "r+b") as f:  # same size, other bytes
+                data = f.read()
+                f.seek(0)
+                f.write(bytes(b ^ 0x5A for b in data))
+        self.gate.set()
+
+
+@pytest.mark.parametrize("damage", [False, True], ids=["intact", "replaced"])
+def test_laggard_catch_up_is_checked_against_the_first_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: bool
+) -> None:
+    # The slow stick stalls after its first few content chunks until the reader
+    # has read the whole file (it must become a laggard, or the reader could not
+    # get there), so everything after the stall is caught up from the SSD.
+    from appliance.engine import source as source_module
+
+    monkeypatch.setattr(source_module, "LAG_WINDOW", 0.2)
+    content = make_content(tmp_path / "c", [12 * MiB])
+    original = content[0][0].read_bytes()
+    size = 32 * MiB
+    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=2 * MiB, wipe="quick")
+    gate = threading.Event()
+    slow_img = make_image(tmp_path / "slow.img", size)
+    jobs = [
+        Job(GatedTarget(slow_img, 4 * MiB, gate), TinyPlan(size, content), name="slow"),
+        Job(make_image(tmp_path / "fast.img", size), TinyPlan(size, content), name="fast"),
+    ]
+    obs = ReplaceAfterReading(gate, damage)
+    batch = start_batch(jobs, opts, observer=obs)
+    results = {r.target: r for r in batch.wait(90)}
+    assert bytes(obs.seen[content[0][0]]) == original  # the primary read saw the real file
+    slow = results["slow"]
+    if not damage:
+        assert all(r.ok for r in results.values()), [r.reason for r in results.values()]
+        # It did catch up, and re-read each block at most once.
+        assert 0 < slow.source_extra_reads <= 12 * MiB
+        plan = TinyPlan(size, content)
+        at = plan.files[0].device_offset
+        assert slow_img.read_bytes()[at : at + 12 * MiB] == original
+        return
+    assert slow.status == "failed" and slow.cause == "content_damaged"
+    assert slow.reason.startswith("content SSD damaged: ") and "file00.bin" in slow.reason
+    assert batch.error is not None and batch.error.startswith("content SSD damaged: ")
+    assert sector0(slow_img) == bytes(512)
+    # The fast stick only got bytes the observer checked; it may have committed
+    # before the laggard found the damage, or failed with the batch.
+    fast = results["fast"]
+    if fast.ok:
+        plan = TinyPlan(size, content)
+        at = plan.files[0].device_offset
+        assert (tmp_path / "fast.img").read_bytes()[at : at + 12 * MiB] == original
+    else:
+        assert fast.cause == "content_damaged"
+        assert sector0(tmp_path / "fast.img") == bytes(512)

@@ -208,3 +208,13 @@ def test_writer_never_blocks_the_station_and_drains_on_stop(tmp_path: Path) -> N
         assert time.monotonic() - t0 < 0.2  # 20 events x 50 ms would be 1 s on the caller
         writer.stop()
         assert led.totals().done == 10
+
+
+def test_file_times_are_truncated_too(tmp_path: Path) -> None:
+    with Ledger(tmp_path) as led:
+        _job(led, "j", "S", "done")
+        wal = (tmp_path / "ledger.sqlite3-wal").stat().st_mtime
+        assert wal % 3600 == 0
+    for path in tmp_path.glob("ledger.sqlite3*"):
+        assert path.stat().st_mtime % 3600 == 0, path
+    assert (tmp_path / "salt").stat().st_mtime % 86400 == 0

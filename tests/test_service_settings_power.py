@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ def test_layers_later_wins_and_missing_files_are_skipped(tmp_path: Path) -> None
     assert loaded.files == (etc, boot)
     assert loaded.error_screen() is None
     assert (tmp_path / "state" / LAST_GOOD_NAME).exists()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "state" / LAST_GOOD_NAME).stat().st_mode) == 0o600
 
 
 def test_bad_boot_file_runs_on_last_good_and_names_file_and_line(tmp_path: Path) -> None:

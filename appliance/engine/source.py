@@ -16,22 +16,35 @@ block near the front again. So a slow stick costs a few extra reads and delays
 the others by at most about a ``LAG_WINDOW``; sticks that drift apart a little
 cost none.
 
+Catch-up bytes are not trusted: the reader records an xxh3_64 of every block
+as it reads it (8 bytes per block, per file), before the block counts as
+produced, and a catch-up re-reads whole blocks and compares each with its
+recorded hash before a single byte is copied. A laggard can only re-read
+blocks already produced (otherwise it waits for the reader), so every
+re-read block has a hash. A mismatch (a flaky SSD, a file replaced on the SSD
+mid-batch) means the re-read bytes are not the ones the observer checked
+against the manifest; it fails the whole batch with ``content SSD damaged:
+<file>`` (code ``content_damaged``), like an observer failure: the SSD can no
+longer be trusted, and the operator must see it, not just one red slot.
+
 A failure of the source (``OSError``: SSD removed) or of the observer fails the
 whole batch: every waiting target wakes up and raises :class:`SourceFailed`.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import xxhash
 
 from appliance.errors import FlashStationError
 
@@ -148,6 +161,10 @@ class SourceFeed:
     _ready: set[int] = field(default_factory=set)
     _first_ready: float | None = None
     _thread: threading.Thread | None = None
+    #: xxh3_64 of every block the reader produced, per file, indexed by block number.
+    _hashes: dict[Path, array[int]] = field(default_factory=dict)
+    #: Each catching-up target's last re-read (and checked) block: (path, index, data).
+    _reread: dict[int, tuple[Path, int, bytes]] = field(default_factory=dict)
     primary_reads: int = 0
     forced_evictions: int = 0
     peak_held: int = 0
@@ -207,6 +224,7 @@ class SourceFeed:
 
     def _release(self, tid: int) -> None:
         self._writing.discard(tid)
+        self._reread.pop(tid, None)
         for key in list(self._blocks):
             block = self._blocks[key]
             block.pending.discard(tid)
@@ -256,7 +274,7 @@ class SourceFeed:
                 self.primary_reads += want
                 if self.observer is not None:
                     self.observer.chunk(path, offset, data)
-                self._publish(path, index, offset, data)
+                self._publish(path, index, offset, data, xxhash.xxh3_64_intdigest(data))
                 offset += want
                 index += 1
             # Drop what we read from the page cache: it is in the window already.
@@ -266,10 +284,13 @@ class SourceFeed:
         if self.observer is not None:
             self.observer.file_done(path)
 
-    def _publish(self, path: Path, index: int, offset: int, data: bytes) -> None:
+    def _publish(self, path: Path, index: int, offset: int, data: bytes, digest: int) -> None:
         with self._cv:
             if not self._alive:
                 raise _NobodyLeft()
+            hashes = self._hashes.setdefault(path, array("Q"))
+            if len(hashes) == index:  # recorded before the block counts as produced
+                hashes.append(digest)
             pending = self.needers.get(path, set()) & self._writing
             if pending:
                 while pending and self._held + len(data) > self.budget and self._blocks:
@@ -362,6 +383,7 @@ class SourceFeed:
                     self._starving.discard(tid)
             n = min(length - pos, start + bs - at)
             if data is not None:
+                self._reread.pop(tid, None)
                 n = min(n, start + len(data) - at)
                 out[pos : pos + n] = data[at - start : at - start + n]
                 if at + n >= start + len(data):
@@ -373,24 +395,52 @@ class SourceFeed:
                                 self._drop((path, index))
                                 self._cv.notify_all()
             else:
-                self._catch_up(path, at, out[pos : pos + n])
-                extra += n
+                extra += self._catch_up(tid, path, index, at, out[pos : pos + n])
             pos += n
         return extra
 
-    def _catch_up(self, path: Path, offset: int, out: memoryview) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    def _catch_up(self, tid: int, path: Path, index: int, at: int, out: memoryview) -> int:
+        """Fill ``out`` from block ``index`` re-read from the SSD; return the bytes re-read.
+
+        The whole block is re-read and compared with the hash the reader
+        recorded, so nothing unchecked reaches a stick. The last re-read block
+        is kept per target (pieces of one block often fall in two chunks).
+        """
+        start = index * self.block_size
+        cached = self._reread.get(tid)
+        read = 0
+        if cached is not None and cached[0] == path and cached[1] == index:
+            data = cached[2]
+        else:
+            self._reread.pop(tid, None)
+            want = min(self.block_size, self.sizes[path] - start)
             try:
-                got = os.preadv(fd, [out], offset)
-            finally:
-                os.close(fd)
-            if got != len(out):
-                raise OSError(errno.EIO, "short read", str(path))
-        except OSError as exc:
-            reason = f"content SSD removed or unreadable ({path}: {exc.strerror})"
-            self.fail(reason, "content_removed")
-            raise SourceFailed(reason, "content_removed") from exc
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    data = os.pread(fd, want, start)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                reason = f"content SSD removed or unreadable ({path}: {exc.strerror})"
+                self.fail(reason, "content_removed")
+                raise SourceFailed(reason, "content_removed") from exc
+            read = len(data)
+            with self._cv:
+                hashes = self._hashes.get(path)
+                expected = hashes[index] if hashes is not None and index < len(hashes) else None
+            if expected is None:  # cannot happen: only produced blocks are re-read
+                raise RuntimeError(f"catch-up of {path} block {index} before it was read")
+            if len(data) != want or xxhash.xxh3_64_intdigest(data) != expected:
+                reason = (
+                    f"content SSD damaged: {path} (re-read at offset {start} differs "
+                    "from the first read)"
+                )
+                log.warning("%s", reason)
+                self.fail(reason, "content_damaged")
+                raise SourceFailed(reason, "content_damaged")
+            self._reread[tid] = (path, index, data)
+        out[:] = data[at - start : at - start + len(out)]
+        return read
 
     def _check(self, tid: int) -> None:
         if self._failed is not None:

@@ -36,7 +36,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,6 +154,13 @@ def stamp(when: datetime | None, resolution: Resolution) -> str:
     return when.strftime(_FORMATS[resolution])
 
 
+def blur_mtime(path: Path, resolution: Resolution) -> None:
+    """Set ``path``'s access and modification times to the start of the current period."""
+    moment = datetime.strptime(stamp(None, resolution), _FORMATS[resolution]).replace(tzinfo=UTC)
+    with suppress(FileNotFoundError):
+        os.utime(path, (moment.timestamp(), moment.timestamp()))
+
+
 def reason_code(reason: str) -> str:
     """A short, fixed category for a failure reason (what the statistics screen counts)."""
     lowered = reason.lower()
@@ -190,6 +197,7 @@ def load_salt(state_dir: Path) -> bytes:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    blur_mtime(path, "day")
     _fsync_dir(state_dir)
     return salt
 
@@ -290,6 +298,12 @@ class Ledger:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._blur_mtimes()
+
+    def _blur_mtimes(self) -> None:
+        """File times would tell the last load to the second: truncate them too."""
+        for suffix in ("", "-wal", "-shm"):
+            blur_mtime(Path(f"{self.path}{suffix}"), self.resolution)
 
     def recover(self) -> int:
         """Mark jobs left running by a previous run as interrupted; returns how many.
@@ -313,7 +327,8 @@ class Ledger:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._db.close()  # the last connection checkpoints into the main file
+        self._blur_mtimes()
 
     def __enter__(self) -> Ledger:
         return self

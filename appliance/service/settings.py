@@ -29,6 +29,7 @@ import yaml
 
 from appliance.config import ConfigError, StationConfig, load_layers
 from appliance.config.loader import ConfigProblem
+from appliance.service.ledger import blur_mtime
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,18 @@ class LoadedConfig:
 
 def save_last_good(config: StationConfig, state_dir: Path) -> Path:
     """Write the merged config atomically (it is read back through the same validator)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / LAST_GOOD_NAME
     text = "# written by flashstation: the last configuration that validated\n"
     text += yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
         out.write(text)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+    blur_mtime(path, "day")
     return path
 
 
