@@ -241,39 +241,45 @@ def test_source_removed_fails_all_targets_cleanly(tmp_path: Path, content) -> No
         assert sector0(p) == bytes(512)
 
 
-def test_slow_target_falls_behind_and_catches_up_without_stalling_others(tmp_path: Path) -> None:
+def test_slow_target_falls_behind_and_catches_up_without_stalling_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The slow stick stalls a little way into the content until both healthy sticks
+    # have written everything and are verifying. If the engine held the healthy ones
+    # back for the slow one (beyond the bounded window), the gate would never open and
+    # the stalled write would fail the test: no wall-clock assertion needed.
+    from appliance.engine import source as source_module
+
+    monkeypatch.setattr(source_module, "LAG_WINDOW", 0.2)
     content = make_content(tmp_path / "c", [20 * MiB, 6 * MiB])
     size = 32 * MiB
-    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=4 * MiB, wipe="quick")
-    finished: dict[str, float] = {}
-    t0 = time.monotonic()
+    opts = LoadOptions(min_capacity=4 * MiB, buffer_budget=16 * MiB, wipe="quick")
+    verifying: set[str] = set()
+    gate = threading.Event()
 
     def on_event(e: Event) -> None:
         if isinstance(e, PhaseChanged) and e.phase == "verify":
-            finished[e.target] = time.monotonic() - t0
+            verifying.add(e.target)
+            if {"fast0", "fast1"} <= verifying:
+                gate.set()
 
-    slow = FaultyTarget(
-        file_target(make_image(tmp_path / "slow.img", size)), Faults(throttle=6 * MiB)
-    )
-    jobs = [Job(slow, TinyPlan(size, content), name="slow")] + [
+    slow_img = make_image(tmp_path / "slow.img", size)
+    plan = TinyPlan(size, content)
+    jobs = [
+        Job(GatedTarget(slow_img, plan.files[0].device_offset + 2 * MiB, gate), plan, name="slow")
+    ]
+    jobs += [
         Job(make_image(tmp_path / f"f{i}.img", size), TinyPlan(size, content), name=f"fast{i}")
         for i in range(2)
     ]
     batch = start_batch(jobs, opts, on_event=on_event)
-    results = {r.target: r for r in batch.wait(90)}
+    results = {r.target: r for r in batch.wait(120)}
     assert all(r.ok for r in results.values()), [r.reason for r in results.values()]
+    # The slow one fell behind and caught up by re-reading the source itself ...
     assert results["slow"].source_extra_reads > 0
-    # Healthy sticks near each other are not robbed (timing on a loaded CI box
-    # may still make one lag a little, so only compare with the slow one).
+    # ... while the healthy ones were fed by the shared read.
     assert results["fast0"].source_extra_reads < results["slow"].source_extra_reads
-    # The fast ones finished writing well before the slow one.
-    assert finished["fast0"] < finished["slow"] / 2
-    for name in ("slow.img", "f0.img"):
-        data = (tmp_path / name).read_bytes()
-        plan = TinyPlan(size, content)
-        for planned in plan.files:
-            at = planned.device_offset
-            assert data[at : at + planned.file.size] == planned.file.source.read_bytes()
+    assert results["fast1"].source_extra_reads < results["slow"].source_extra_reads
 
 
 def test_quick_wipe_writes_filesystem_and_edges_but_keeps_far_free_space(

@@ -331,7 +331,8 @@ def test_factory_monitor_with_fake_source_reports_composites_and_uses_config() -
     port = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.1.2"
     source = FakeSource([UEvent("add", usb_device_props("1.2", interfaces=pepperc))])
     received: list[HotplugEvent] = []
-    config = HotplugConfig(slots={port: 5}, card_readers=False)
+    # settle_time=0: announced at once (holding is tested in test_hotplug_contentguard.py)
+    config = HotplugConfig(slots={port: 5}, card_readers=False, settle_time=0)
     monitor = make_monitor(
         config, received.append, SALT, is_content=lambda d: d.devname == "/dev/sdc", source=source
     )

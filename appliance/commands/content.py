@@ -26,6 +26,9 @@ from appliance.content.seal import PackInfo, read_tiers_file, seal
 from appliance.errors import UsageError
 from appliance.units import format_size, parse_size
 
+#: the filesystem label stations recognise as content media by default (content.labels)
+CONTENT_LABEL = ContentConfig().labels[0]
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("content", help="seal, verify and check content packs")
@@ -146,6 +149,10 @@ def seal_command(args: argparse.Namespace) -> int:
         f"{format_size(m.total_bytes)}, tiers: {tiers}"
     )
     print(f"wrote {result.manifest_path} and {result.signature_path}")
+    print(
+        f"reminder: label the SSD's filesystem {CONTENT_LABEL} so stations never wipe it "
+        "(docs/content-pack.md)"
+    )
     return 0
 
 

@@ -60,6 +60,10 @@ class ContentConfig:
         default=0.02,
         metadata=doc("fraction of a drive kept free when picking a tier", minimum=0.0, maximum=0.5),
     )
+    labels: list[str] = field(
+        default_factory=lambda: ["FS-CONTENT"],
+        metadata=doc("filesystem labels that mark the content SSD: never wiped"),
+    )
 
 
 #: A classifier rule of ``appliance.hotplug.classify`` (``config check`` rejects other names).
@@ -108,6 +112,10 @@ class HotplugConfig:
     usb_policy: bool = field(
         default=True,
         metadata=doc("de-authorise USB devices that are not hubs or plain mass storage"),
+    )
+    settle_time: Seconds = field(
+        default=2.0,
+        metadata=doc("a new stick waits this long for udev to probe its partitions", minimum=0.0),
     )
 
 

@@ -64,7 +64,8 @@ class Context:
     system_devices: frozenset[str] = frozenset()
     #: USB port keys of the root/boot disks (a Pi booting from USB)
     system_ports: frozenset[str] = frozenset()
-    #: recognises the content SSD (by its signed pack); supplied by the station
+    #: recognises content media without mounting them (a filesystem label or the UUID of
+    #: a filesystem that held a verified pack); supplied by the station
     is_content: Callable[[DeviceInfo], bool] | None = None
 
 
@@ -232,7 +233,7 @@ def rule_system_usb_path(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] |
 
 def rule_content(dev: DeviceInfo, ctx: Context) -> tuple[Verdict, str] | None:
     if ctx.is_content is not None and ctx.is_content(dev):
-        return Verdict.CONTENT, "the content SSD (signed pack found)"
+        return Verdict.CONTENT, "content media (content label or known content filesystem)"
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # ``...-usb-0:1.2.3:1.0-scsi-...`` in ID_PATH: the port chain is 1.2.3.
 _ID_PATH_USB = re.compile(
@@ -42,6 +43,14 @@ def usb_port_from_devpath(devpath: str) -> str | None:
     return names[-1] if names else None
 
 
+class Filesystem(NamedTuple):
+    """A filesystem udev probed (``ID_FS_*``) on a disk or one of its partitions."""
+
+    devname: str
+    uuid: str
+    label: str
+
+
 @dataclass(frozen=True, repr=False)
 class DeviceInfo:
     """One device as the classifier sees it.
@@ -49,6 +58,9 @@ class DeviceInfo:
     ``size`` is in bytes and ``None`` when unknown (a dump without
     ``--size``); ``mounted`` covers the device and its partitions;
     ``holders`` is true when device-mapper, RAID or swap sits on it.
+    ``partitions`` holds what udev probed on the disk's partitions (never
+    read from the media by us): the content rule recognises the content SSD
+    by a filesystem UUID or label without mounting anything.
     """
 
     properties: Mapping[str, str]
@@ -57,6 +69,7 @@ class DeviceInfo:
     holders: bool = False
     removable: bool | None = None
     id: str = field(default="")
+    partitions: tuple[Filesystem, ...] = ()
 
     def get(self, key: str, default: str = "") -> str:
         return self.properties.get(key, default)
@@ -101,6 +114,14 @@ class DeviceInfo:
         for item in self.get("ID_USB_INTERFACES").split(":"):
             if re.fullmatch(r"[0-9a-fA-F]{6}", item):
                 found.append((int(item[0:2], 16), int(item[2:4], 16), int(item[4:6], 16)))
+        return found
+
+    def filesystems(self) -> list[Filesystem]:
+        """The disk's own filesystem (unpartitioned) and its partitions' ones."""
+        found = []
+        if self.get("ID_FS_UUID") or self.get("ID_FS_LABEL"):
+            found.append(Filesystem(self.devname, self.get("ID_FS_UUID"), self.get("ID_FS_LABEL")))
+        found += [fs for fs in self.partitions if fs.uuid or fs.label]
         return found
 
     def label(self) -> str:

@@ -61,7 +61,9 @@ def make_monitor(
                 policy = _enforcing(usb)
             except PolicyError as exc:
                 log.error("USB policy not enforced (%s); refused devices are only reported", exc)
-    state = HotplugState(Classifier(context), SlotMap(config.slots), salt, policy=policy)
+    state = HotplugState(
+        Classifier(context), SlotMap(config.slots), salt, policy=policy, settle=config.settle_time
+    )
     return Monitor(source, state, callback)
 
 

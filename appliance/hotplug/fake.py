@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from appliance.hotplug.monitor import FakeSource
 from appliance.hotplug.state import UEvent
@@ -93,8 +93,13 @@ class FakeHub:
         base: Mapping[str, str] = STICK_TEMPLATE,
         serial: str | None = None,
         interfaces: str = ":080650:",
+        filesystems: Sequence[tuple[str, str]] = (),
     ) -> list[UEvent]:
-        """Plug a stick (or any device shaped like ``base``) into ``port``."""
+        """Plug a stick (or any device shaped like ``base``) into ``port``.
+
+        ``filesystems`` are (UUID, label) of partitions, reported after the
+        disk as udev does (the disk event does not carry them yet).
+        """
         if port in self._plugged:
             raise ValueError(f"port {port} is already in use")
         serial = serial or f"FAKE{next(self._serials):012d}"
@@ -103,6 +108,17 @@ class FakeHub:
         disk["ID_USB_INTERFACES"] = interfaces  # udev copies the device's interfaces to its disk
         self._plugged[port] = (usb, disk)
         events = [UEvent("add", usb), UEvent("add", disk, size=size)]
+        for number, (uuid, label) in enumerate(filesystems, 1):
+            part = {k: v for k, v in disk.items() if k not in ("ID_PART_TABLE_TYPE", "ID_FS_TYPE")}
+            part.update(
+                DEVTYPE="partition",
+                DEVPATH=f"{disk['DEVPATH']}/{disk['DEVNAME'][5:]}{number}",
+                DEVNAME=f"{disk['DEVNAME']}{number}",
+                ID_FS_UUID=uuid,
+                ID_FS_LABEL=label,
+                ID_FS_TYPE="exfat",
+            )
+            events.append(UEvent("add", part, size=size))
         self.source.inject(*events)
         return events
 

@@ -25,7 +25,12 @@ from typing import Any, Protocol
 
 from appliance.hotplug.events import HotplugEvent
 from appliance.hotplug.state import HotplugState, UEvent
-from appliance.hotplug.sysinfo import disk_facts, enable_media_polling, mounted_devnums
+from appliance.hotplug.sysinfo import (
+    disk_facts,
+    enable_media_polling,
+    mounted_devnums,
+    partition_filesystems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +122,7 @@ class PyudevSource:
             size=size if isinstance(size, int) else None,
             mounted=bool(facts["mounted"]),
             holders=bool(facts["holders"]),
+            partitions=partition_filesystems(device),
         )
 
     def scan(self) -> Iterator[UEvent]:
@@ -159,34 +165,43 @@ class Monitor:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="hotplug-monitor", daemon=True)
 
-    def _feed(self, events: Iterable[UEvent]) -> None:
+    def _emit(self, out: Iterable[HotplugEvent]) -> None:
+        for event in out:
+            try:
+                self.callback(event)
+            except Exception:
+                log.exception("hotplug: event handler failed on %s", event.kind)
+
+    def _feed(self, events: Iterable[UEvent], settle: bool = True) -> None:
         for raw in events:
             try:
-                out = self.state.apply(raw)
+                out = self.state.apply(raw, settle=settle)
             except Exception:  # one bad event must not stop the monitor
                 log.exception("hotplug: cannot handle %r", raw)
                 out = []
-            for event in out:
-                try:
-                    self.callback(event)
-                except Exception:
-                    log.exception("hotplug: event handler failed on %s", event.kind)
+            self._emit(out)
             with self._changed:
                 self.processed += 1
                 self._changed.notify_all()
 
     def start(self) -> None:
         """Apply the initial scan (its events reach the callback now), then watch."""
-        self._feed(self.source.scan())
+        self._feed(self.source.scan(), settle=False)
         self._thread.start()
+
+    def _timeout(self) -> float | None:
+        deadline = self.state.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self.state.clock())
 
     def _run(self) -> None:
         fd = self.source.fileno()
         while True:
-            ready, _, _ = select.select([fd, self._stop_read], [], [])
+            ready, _, _ = select.select([fd, self._stop_read], [], [], self._timeout())
             if self._stop_read in ready:
                 return
-            self._feed(self.source.receive())
+            if fd in ready:
+                self._feed(self.source.receive())
+            self._emit(self.state.due())
 
     def wait_processed(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` raw events have been handled (tests, the simulator)."""

@@ -13,16 +13,28 @@ when sixteen sticks are yanked at once:
 * the ``remove`` of a USB device also removes every disk below it in sysfs,
   so a lost block ``remove`` never leaves a ghost drive in a slot;
 * a ``remove`` for something unknown is ignored.
+
+Settling (``hotplug.settle_time``): udev reports a new disk before its
+partitions, and only the partitions' events carry the filesystem UUIDs and
+labels that mark the content SSD (and name the partition the station mounts
+when it tries a disk as content). So a new disk (or a card that appeared in
+a reader) is held back for ``settle`` seconds; partition events in that time
+update it, and :meth:`HotplugState.due` announces it with the decision it
+has then. A partition that
+turns an announced target into content (a very slow probe) withdraws it:
+``DriveGone`` then ``DriveArrived`` with the new decision. The initial scan
+is not held: udev has probed everything present by then.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from appliance.hotplug.classify import Classifier, Decision
-from appliance.hotplug.device import DeviceInfo
+from appliance.hotplug.classify import Classifier, Decision, Verdict
+from appliance.hotplug.device import DeviceInfo, Filesystem
 from appliance.hotplug.events import (
     DeviceRejected,
     DriveArrived,
@@ -50,6 +62,8 @@ class UEvent:
     size: int | None = None
     mounted: bool = False
     holders: bool = False
+    #: filesystems udev probed on the disk's partitions (a disk event only)
+    partitions: tuple[Filesystem, ...] = ()
 
     def __repr__(self) -> str:  # properties hold the raw serial
         return f"UEvent({self.action!r}, {self.properties.get('DEVPATH', '?')!r})"
@@ -77,14 +91,24 @@ class HotplugState:
         slots: SlotMap,
         salt: bytes,
         policy: Callable[[UEvent], PolicyDecision | None] | None = None,
+        settle: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.classifier = classifier
         self.slots = slots
         self.salt = salt
         self.policy = policy
+        self.settle = settle
+        self.clock = clock
         self._lock = threading.Lock()
         self._drives: dict[str, Drive] = {}
         self._rejected: dict[str, DeviceRejected] = {}
+        #: last DeviceInfo of each disk, to classify again when a partition shows up
+        self._infos: dict[str, DeviceInfo] = {}
+        #: disk devpath -> partition devpath -> its probed filesystem
+        self._parts: dict[str, dict[str, Filesystem]] = {}
+        #: disk devpath -> (deadline, size, a card in a known reader) of targets held back
+        self._pending: dict[str, tuple[float, int | None, bool]] = {}
 
     # --- queries --------------------------------------------------------
     def drives(self) -> list[Drive]:
@@ -100,50 +124,159 @@ class HotplugState:
             return list(self._rejected.values())
 
     # --- the diff -------------------------------------------------------
-    def apply(self, event: UEvent) -> list[HotplugEvent]:
+    def apply(self, event: UEvent, settle: bool = True) -> list[HotplugEvent]:
+        """Events for one raw event; ``settle=False`` (the initial scan) holds nothing back."""
         props = event.properties
         subsystem = props.get("SUBSYSTEM", "")
         devtype = props.get("DEVTYPE", "")
         with self._lock:
             if subsystem == "block" and devtype == "disk":
-                return self._disk(event)
+                return self._disk(event, settle)
+            if subsystem == "block" and devtype == "partition":
+                return self._partition(event)
             if subsystem == "usb" and devtype == "usb_device":
                 return self._usb_device(event)
+        return []
+
+    def next_deadline(self) -> float | None:
+        """When the next held-back disk is due (``clock`` time), or ``None``."""
+        with self._lock:
+            return min((d for d, _, _ in self._pending.values()), default=None)
+
+    def due(self) -> list[HotplugEvent]:
+        """Announce held-back disks whose settle time is over, as they are classified now."""
+        now = self.clock()
+        out: list[HotplugEvent] = []
+        with self._lock:
+            for devpath, (deadline, size, media) in sorted(self._pending.items()):
+                if deadline > now:
+                    continue
+                del self._pending[devpath]
+                drive = self._drives.get(devpath)
+                if drive is None or not drive.present:
+                    continue
+                if media:
+                    d = drive
+                    out.append(
+                        MediaChanged(d.slot, d.port, d.devname, d.drive_id, True, d.decision)
+                    )
+                else:
+                    out.append(self._arrived(drive, size))
+        return out
+
+    def _arrived(self, drive: Drive, size: int | None) -> HotplugEvent:
+        return DriveArrived(
+            drive.slot, drive.port, drive.devname, drive.drive_id, drive.decision, size
+        )
+
+    def _with_partitions(self, devpath: str, info: DeviceInfo) -> DeviceInfo:
+        known = {fs.devname: fs for fs in info.partitions}
+        for fs in self._parts.get(devpath, {}).values():
+            known.setdefault(fs.devname, fs)
+        return replace(info, partitions=tuple(known.values()))
+
+    def _partition(self, event: UEvent) -> list[HotplugEvent]:
+        """Fold a partition's probed filesystem into its disk; classify the disk again."""
+        props = event.properties
+        devpath = props.get("DEVPATH", "")
+        disk_path = devpath.rsplit("/", 1)[0]
+        if event.action == "remove":
+            # never downgrade: a disk once recognised as content stays so until it goes
+            self._parts.get(disk_path, {}).pop(devpath, None)
+            return []
+        if event.action not in PRESENT_ACTIONS:
+            return []
+        parts = self._parts.setdefault(disk_path, {})
+        fs = Filesystem(
+            props.get("DEVNAME", ""), props.get("ID_FS_UUID", ""), props.get("ID_FS_LABEL", "")
+        )
+        if not (fs.uuid or fs.label) or parts.get(devpath) == fs:
+            return []
+        parts[devpath] = fs
+        drive, info = self._drives.get(disk_path), self._infos.get(disk_path)
+        if drive is None or info is None:
+            return []
+        info = self._with_partitions(disk_path, info)
+        self._infos[disk_path] = info
+        decision = self.classifier.classify(info)
+        if decision == drive.decision:
+            return []
+        updated = replace(drive, decision=decision)
+        self._drives[disk_path] = updated
+        announced = disk_path not in self._pending and drive.present
+        if announced and drive.decision.verdict is Verdict.TARGET:
+            # announced as a target, now known better: withdraw it, announce it again
+            return [self._gone(drive, "reclassified"), self._arrived(updated, None)]
         return []
 
     def _identity(self, info: DeviceInfo) -> str:
         serial = info.serial or f"no-serial:{info.usb_port}:{info.get('DEVPATH')}"
         return drive_id(serial, self.salt)
 
-    def _disk(self, event: UEvent) -> list[HotplugEvent]:
+    def _forget(self, devpath: str) -> Drive | None:
+        """Drop a disk; returns it only if it was announced (a held-back one goes silently)."""
+        self._infos.pop(devpath, None)
+        self._parts.pop(devpath, None)
+        pending = self._pending.pop(devpath, None)
+        drive = self._drives.pop(devpath, None)
+        return None if pending is not None else drive
+
+    def _hold(self, settle: bool) -> bool:
+        return settle and self.settle > 0
+
+    def _disk(self, event: UEvent, settle: bool = True) -> list[HotplugEvent]:
         props = event.properties
         devpath = props.get("DEVPATH", "")
         old_path = props.get("DEVPATH_OLD")
         if event.action == "move" and old_path in self._drives:
             self._drives[devpath] = replace(self._drives.pop(old_path), devpath=devpath)
+            if old_path in self._infos:
+                self._infos[devpath] = self._infos.pop(old_path)
+            if old_path in self._parts:
+                self._parts[devpath] = self._parts.pop(old_path)
+            if old_path in self._pending:
+                self._pending[devpath] = self._pending.pop(old_path)
         if event.action == "remove":
-            gone = self._drives.pop(devpath, None)
+            gone = self._forget(devpath)
             return [self._gone(gone)] if gone else []
         if event.action not in PRESENT_ACTIONS:
             return []
-        info = DeviceInfo(props, size=event.size, mounted=event.mounted, holders=event.holders)
+        info = DeviceInfo(
+            props,
+            size=event.size,
+            mounted=event.mounted,
+            holders=event.holders,
+            partitions=event.partitions,
+        )
         ident = self._identity(info)
-        info = replace(info, id=ident)
+        info = self._with_partitions(devpath, replace(info, id=ident))
+        self._infos[devpath] = info
         decision = self.classifier.classify(info)
         present = event.size != 0
         known = self._drives.get(devpath)
         port = info.usb_port
+        deadline = self.clock() + self.settle
         if known is None:
             drive = Drive(
                 devpath, info.devname, port, self.slots.slot_for(port), ident, decision, present
             )
             self._drives[devpath] = drive
+            if present and self._hold(settle):
+                self._pending[devpath] = (deadline, event.size, False)
+                return []
             return [DriveArrived(drive.slot, port, drive.devname, ident, decision, event.size)]
         updated = replace(
             known, devname=info.devname, drive_id=ident, decision=decision, present=present
         )
         self._drives[devpath] = updated
+        if devpath in self._pending:
+            if not present:  # the card went again before it was announced
+                del self._pending[devpath]
+            return []
         if known.present != present:
+            if present and self._hold(settle):
+                self._pending[devpath] = (deadline, event.size, True)
+                return []
             return [MediaChanged(known.slot, known.port, updated.devname, ident, present, decision)]
         return []
 
@@ -157,7 +290,10 @@ class HotplugState:
             out: list[HotplugEvent] = []
             rejected = self._rejected.pop(devpath, None)
             below = [p for p in self._drives if p.startswith(devpath + "/")]
-            out += [self._gone(self._drives.pop(p)) for p in sorted(below)]
+            for path in sorted(below):
+                gone = self._forget(path)
+                if gone is not None:
+                    out.append(self._gone(gone))
             if rejected is not None and not below:
                 # the refused device was pulled: its slot's "remove it" message can go
                 out.append(DriveGone(rejected.slot, rejected.port, "", "", "removed"))

@@ -12,8 +12,9 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from appliance.hotplug.device import DeviceInfo
+from appliance.hotplug.device import DeviceInfo, Filesystem
 
 SECTOR = 512
 # Mount points whose disks are the station's own.
@@ -106,6 +107,26 @@ def system_disks(
     return disks
 
 
+def partition_filesystems(device: Any) -> tuple[Filesystem, ...]:
+    """What udev probed on a pyudev disk's partitions (``ID_FS_UUID``/``ID_FS_LABEL``).
+
+    Read from the udev database only: nothing is opened or mounted. Right
+    after a disk appears udev may not have probed its partitions yet; their
+    own events follow and :class:`~.state.HotplugState` folds them in.
+    """
+    if device.device_type != "disk":
+        return ()
+    found = []
+    for child in device.children:
+        if child.device_type != "partition":
+            continue
+        props = child.properties
+        uuid, label = str(props.get("ID_FS_UUID", "")), str(props.get("ID_FS_LABEL", ""))
+        if uuid or label:
+            found.append(Filesystem(str(child.device_node or ""), uuid, label))
+    return tuple(found)
+
+
 def live_devices(
     sys_root: str | Path = "/sys", mounts: Mapping[str, list[str]] | None = None
 ) -> Iterator[DeviceInfo]:
@@ -116,13 +137,14 @@ def live_devices(
     context = pyudev.Context()
     for device in context.list_devices(subsystem="block"):
         props = {str(k): str(v) for k, v in device.properties.items()}
-        yield from_properties(props, sys_root, mounts)
+        yield from_properties(props, sys_root, mounts, partition_filesystems(device))
 
 
 def from_properties(
     props: Mapping[str, str],
     sys_root: str | Path = "/sys",
     mounts: Mapping[str, list[str]] | None = None,
+    partitions: tuple[Filesystem, ...] = (),
 ) -> DeviceInfo:
     """A :class:`DeviceInfo` for live properties, with sysfs facts filled in."""
     name = (
@@ -137,6 +159,7 @@ def from_properties(
         mounted=bool(facts["mounted"]),
         holders=bool(facts["holders"]),
         removable=removable if isinstance(removable, bool) else None,
+        partitions=partitions,
     )
 
 

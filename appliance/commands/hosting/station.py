@@ -13,7 +13,10 @@ Content SSD detection: a disk the hotplug classifier refuses as a disk
 (larger than ``hotplug.max_size``, or behind a SATA bridge) while no content
 is in is mounted read-only (``CommandMounter``: ro,nosuid,nodev,noexec) and
 opened as a pack; if it holds no signed pack it is shown as refused. Donated
-sticks are never mounted.
+sticks are never mounted. The classifier's ``content`` rule also marks a disk
+as content media when udev saw a ``content.labels`` filesystem label or the
+UUID of a filesystem that once held a verified pack on it
+(:mod:`.contentmarks`): such a disk is tried the same way and never wiped.
 
 The ledger (the service's) feeds the totals screen (:func:`totals_feed`), and
 START on that screen writes the ledger's report onto the content SSD
@@ -42,6 +45,7 @@ from appliance.content.mount import CommandMounter
 from appliance.content.pack import Pack
 from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
+from appliance.hotplug.classify import Verdict
 from appliance.hotplug.factory import make_monitor
 from appliance.service.app import Component, ServiceContext, StationBuild
 from appliance.service.interface import JobFinished, StationEvent
@@ -55,6 +59,8 @@ from appliance.station.ports import Post
 from appliance.station.runtime import StationRunner
 from appliance.ui.display import ScreenThread, make_device
 
+from .contentmarks import ContentMarks, KnownContent
+
 log = logging.getLogger(__name__)
 CONTENT_CANDIDATE_RULES = frozenset({"too_large", "ata_bridge", "disk_model", "spinning"})
 
@@ -67,6 +73,8 @@ class StationHardware:
         self.state_dir = Path(state_dir)
         self.station = station
         self.content: InsertedContent | None = None
+        self.content_disk: str | None = None
+        self.marks = ContentMarks(config.content.labels, KnownContent(self.state_dir))
         self.screen: ScreenThread | None = None
         self.buttons: Any = None
         self.indicator: Any = None
@@ -97,11 +105,14 @@ class StationHardware:
 
     # -- the content SSD -------------------------------------------------------------------------
 
-    def _try_content(self, devname: str, slot: int | None, reason: str) -> None:
+    def _try_content(
+        self, devname: str, slot: int | None, reason: str, marked: bool = False
+    ) -> None:
         callbacks = content_callbacks(self.post)
+        device = self.marks.device_for(devname)
         try:
             inserted = insert(
-                devname,
+                device,
                 CommandMounter(),
                 self.config.content,
                 self.state_dir,
@@ -110,12 +121,20 @@ class StationHardware:
             )
         except PackError as exc:
             log.warning("%s is not a content SSD: %s", devname, exc)
+            code = "too_large"
+            if marked:  # a stick-sized drive may carry the label: not "a disk"
+                code, reason = "other", f"labelled as content but no valid pack ({exc})"
             if slot is not None:
-                self.post(ev.DeviceRejected(slot, "too_large", reason))
+                self.post(ev.DeviceRejected(slot, code, reason))
             return
+        self.content_disk = devname
         self.content = inserted
         source = inserted.source
         if isinstance(source, Pack):
+            try:
+                self.marks.remember(devname, device, source.manifest_hash)
+            except OSError as exc:
+                log.warning("cannot remember the content filesystem: %s", exc)
             m = source.manifest
             tiers = tuple(
                 (t.name, t.min_capacity, sum(f.size for f in m.tier_files(i)))
@@ -129,20 +148,33 @@ class StationHardware:
     def on_hotplug(self, event: hp.HotplugEvent) -> None:
         """The hotplug monitor's callback (its thread): content SSD here, drives to the station."""
         content = self.content
+        marked = isinstance(event, hp.DriveArrived) and event.decision.verdict is Verdict.CONTENT
         if (
             isinstance(event, hp.DriveArrived)
-            and event.decision.rule in CONTENT_CANDIDATE_RULES
+            and marked
+            and content is not None
+            and event.devname != self.content_disk
+        ):
+            if event.slot is not None:
+                self.post(
+                    ev.DeviceRejected(event.slot, "other", "content media; another is in use")
+                )
+            return
+        if (
+            isinstance(event, hp.DriveArrived)
+            and (event.decision.rule in CONTENT_CANDIDATE_RULES or marked)
             and content is None
         ):
-            args = (event.devname, event.slot, event.decision.reason)
+            args = (event.devname, event.slot, event.decision.reason, marked)
             threading.Thread(target=self._try_content, args=args, daemon=True).start()
             return
         if (
             isinstance(event, hp.DriveGone)
             and content is not None
-            and event.devname == content.device
+            and event.devname in (content.device, self.content_disk)
         ):
             self.content = None
+            self.content_disk = None
             threading.Thread(target=content.close, name="content-close", daemon=True).start()
             self.post(ev.ContentRemoved())
             return
@@ -170,7 +202,9 @@ class StationHardware:
             log.error("buttons not available (%s)", exc)
         try:
             salt = load_salt(self.state_dir)
-            self.monitor = make_monitor(self.config.hotplug, self.on_hotplug, salt)
+            self.monitor = make_monitor(
+                self.config.hotplug, self.on_hotplug, salt, is_content=self.marks.is_content
+            )
             self.monitor.start()
         except Exception as exc:
             log.error("hotplug monitor not started: %s", exc)
