@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from typing import Any
 
 from appliance.commands.hosting import station as hosting
 from appliance.config.schema import StationConfig
+from appliance.content import load_trusted, open_pack
 from appliance.service.app import ServiceContext
 from appliance.service.interface import BatchStarted, JobFinished, JobStarted
 from appliance.service.ledger import Ledger
@@ -21,6 +23,7 @@ from appliance.station.fakes import GB, SimLoader
 from appliance.station.machine import Station
 from appliance.station.runtime import StationRunner
 from appliance.station.states import FailReason
+from appliance.ui.simulator import SAMPLE_PACK, TEST_KEY
 
 TIERS = (("small", 4 * GB, 2 * GB),)
 
@@ -100,17 +103,23 @@ def test_exporter_writes_the_report_on_the_content_ssd_and_leaves_it_read_only(
     tmp_path: Path,
 ) -> None:
     ssd = tmp_path / "ssd"
-    ssd.mkdir()
+    shutil.copytree(SAMPLE_PACK, ssd)  # a signed pack, as on the content SSD
     with _ledger(tmp_path / "state") as ledger:
         context = ServiceContext(StationConfig(), ledger, Stagger(0), None)
         mount = FakeMount(ssd)
         posted = _export(context, SimpleNamespace(ready=True, root=ssd), mount)
     assert posted == [ev.ReportExported("saved")]
     assert mount.history == ["rw", "ro"] and not mount.writable
-    written = sorted((ssd / "flashstation-reports").iterdir())
+    written = sorted((ssd / ".flashstation-reports").iterdir())
     assert [p.suffix for p in written] == [".csv", ".json"]
     report = json.loads(written[1].read_text())
     assert report["totals"]["done"] == 1
+    # the pack still verifies (no "extra" files) and the report is in no tier's tree
+    pack = open_pack(ssd, load_trusted([TEST_KEY]))
+    assert pack.problems_without_hashing() == []
+    for index in range(len(pack.tiers())):
+        names = {f.relpath[0] for f in pack.content_tree(index).files}
+        assert ".flashstation-reports" not in names
 
 
 def test_exporter_without_content_or_with_a_failing_remount(tmp_path: Path) -> None:

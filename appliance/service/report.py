@@ -245,25 +245,32 @@ def _write_synced(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def export_report(ledger: Ledger, mount: Mount, since: str | None = None) -> list[Path]:
-    """Write the report (JSON, for merging, and CSV, for people) onto ``mount``."""
+def export_report(
+    ledger: Ledger, mount: Mount, since: str | None = None, folder: str = "flashstation-reports"
+) -> list[Path]:
+    """Write the report (JSON, for merging, and CSV, for people) into ``folder`` on ``mount``.
+
+    On a content SSD the folder must be hidden (a leading dot): the pack's
+    listing skips hidden names, so the report neither fails the pack's
+    verification ("extra" files) nor is ever loaded onto a stick.
+    """
     report = build_report(ledger, since)
     base = f"flashstation-{report['stations'][0]}-{report['generated'].replace(':', '')}"
     written: list[Path] = []
     with writable(mount) as root:
-        folder = root / "flashstation-reports"
+        where = root / folder
         try:
-            folder.mkdir(exist_ok=True)
+            where.mkdir(exist_ok=True)
             for suffix, text in ((".json", to_json(report)), (".csv", to_csv(report))):
-                target = folder / (base + suffix)
+                target = where / (base + suffix)
                 _write_synced(target, text)
                 written.append(target)
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise ReportError(f"cannot write the report to {folder}: {exc}") from exc
+            raise ReportError(f"cannot write the report to {where}: {exc}") from exc
     log.info("report exported: %s", ", ".join(p.name for p in written))
     return written

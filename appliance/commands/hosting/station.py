@@ -62,6 +62,8 @@ from appliance.ui.display import ScreenThread, make_device
 from .contentmarks import ContentMarks, KnownContent
 
 log = logging.getLogger(__name__)
+#: hidden, so the pack's listing skips it: never an "extra" file, never loaded onto a stick
+CONTENT_REPORT_FOLDER = ".flashstation-reports"
 CONTENT_CANDIDATE_RULES = frozenset({"too_large", "ata_bridge", "disk_model", "spinning"})
 
 
@@ -295,7 +297,9 @@ def report_exporter(
             post(ev.ReportExported("no_content"))
             return
         try:
-            written = export_report(context.ledger, mount_for(content.root))
+            written = export_report(
+                context.ledger, mount_for(content.root), folder=CONTENT_REPORT_FOLDER
+            )
         except Exception as exc:
             log.error("report export failed: %s", exc)
             post(ev.ReportExported("failed"))
