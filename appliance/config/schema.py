@@ -178,7 +178,7 @@ class ServiceConfig:
         default="hour", metadata=doc("finest time kept in the ledger and reports")
     )
     stagger: Seconds = field(
-        default=0.0, metadata=doc("least time between two job starts (inrush)", minimum=0.0)
+        default=1.0, metadata=doc("least time between two job starts (inrush)", minimum=0.0)
     )
     pause_on_undervoltage: bool = field(
         default=True, metadata=doc("hold new jobs while the supply is under-voltage")

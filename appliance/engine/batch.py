@@ -21,7 +21,7 @@ import array
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +95,12 @@ class Job:
     target: str | Path | Target
     plan: Plan
     name: str | None = None
+    #: Called on the target's worker thread before the drive is opened, with the
+    #: target's cancel event: blocks until the target may start (e.g. the service's
+    #: ``Stagger.wait_turn``, spacing the inrush of sticks plugged at once) and returns
+    #: False when cancelled meanwhile. The batch still reads the content once: the
+    #: write pass waits for gated targets (see ``SourceFeed.wait_start``).
+    start_gate: Callable[[threading.Event], bool] | None = None
 
     @property
     def label(self) -> str:
@@ -237,6 +243,13 @@ class _Worker:
 
     def _run(self, notes: list[str]) -> None:
         job = self.job
+        if job.start_gate is not None:
+            try:
+                passed = job.start_gate(self.cancel_event)
+            finally:
+                self.batch.feed.gate_passed(self.tid)
+            if not passed:
+                raise _Cancelled()
         self._enter("open")
         if isinstance(job.target, (str, Path)):
             self.target = open_target(job.target, protect=self.batch.protect)
@@ -502,6 +515,9 @@ class Batch:
         )
         self.content_bytes = sum(sizes.values())
         self._workers = [_Worker(self, tid, job) for tid, job in enumerate(jobs)]
+        for w in self._workers:
+            if w.job.start_gate is not None:
+                self.feed.expect_gate(w.tid)
         self.names = names
 
     def _start(self) -> None:

@@ -160,6 +160,10 @@ class SourceFeed:
     _window_start: float = field(default_factory=time.monotonic)
     _ready: set[int] = field(default_factory=set)
     _first_ready: float | None = None
+    _started_at: float = field(default_factory=time.monotonic)
+    #: targets still waiting at their job's start gate (e.g. a stagger turn)
+    _gated: set[int] = field(default_factory=set)
+    _last_gate: float | None = None
     _thread: threading.Thread | None = None
     #: xxh3_64 of every block the reader produced, per file, indexed by block number.
     _hashes: dict[Path, array[int]] = field(default_factory=dict)
@@ -175,7 +179,19 @@ class SourceFeed:
         """A laggard this many blocks from the newest one is back with the others."""
         return max(1, self.budget // self.block_size // 4)
 
+    def expect_gate(self, tid: int) -> None:
+        """``tid`` will wait at a start gate first (call before :meth:`start`)."""
+        self._gated.add(tid)
+
+    def gate_passed(self, tid: int) -> None:
+        """``tid`` left its start gate (its turn came, or it was cancelled there)."""
+        with self._cv:
+            self._gated.discard(tid)
+            self._last_gate = time.monotonic()
+            self._cv.notify_all()
+
     def start(self, targets: Sequence[int]) -> None:
+        self._started_at = time.monotonic()
         self._writing = set(targets)
         self._alive = set(targets)
         self._thread = threading.Thread(target=self._run, name="engine-source", daemon=True)
@@ -219,6 +235,7 @@ class SourceFeed:
         with self._cv:
             self._release(tid)
             self._alive.discard(tid)
+            self._gated.discard(tid)
             self._starving.discard(tid)
             self._cv.notify_all()
 
@@ -454,15 +471,25 @@ class SourceFeed:
         Probes take different times; starting the content together keeps equal
         sticks inside the window instead of making the last one a laggard that
         re-reads everything. A slow prober delays the others by START_GRACE at most.
+        Targets still waiting at a start gate (staggered starts) are waited for: they
+        will come, and each would otherwise re-read the whole content as a laggard.
+        The last one through its gate gets as long to probe as the first one needed,
+        plus START_GRACE.
         """
         with self._cv:
             self._ready.add(tid)
             if self._first_ready is None:
                 self._first_ready = time.monotonic()
             self._cv.notify_all()
-            deadline = self._first_ready + START_GRACE
             while not self._alive <= self._ready:
                 self._check(tid)
+                if self._gated & self._alive:
+                    self._cv.wait()  # gate_passed, target_done and stop_target notify
+                    continue
+                deadline = self._first_ready + START_GRACE
+                if self._last_gate is not None:
+                    probe = max(0.0, self._first_ready - self._started_at)
+                    deadline = max(deadline, self._last_gate + probe + START_GRACE)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

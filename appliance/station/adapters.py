@@ -7,10 +7,10 @@
   into :class:`JobProgress` / :class:`JobDone` / :class:`JobFailed`. Planning
   and starting happen on a helper thread, so the station thread never waits
   on the content SSD. With a ``wait_turn`` (the service's ``Stagger``), each
-  stick gets its own engine batch, started only when its turn comes, so
-  sticks plugged at once do not all start writing (and drawing current from
-  the hub's supply) in the same instant. The price: each staggered stick
-  reads the content itself instead of sharing one read.
+  stick's engine job waits its turn at the engine's start gate before its
+  drive is opened, so sticks plugged at once do not all start writing (and
+  drawing current from the hub's supply) in the same instant; the batch still
+  reads the content once (the engine holds the write pass for gated sticks).
 - :func:`from_hotplug`: hotplug events to station events (a callback for
   :func:`appliance.hotplug.factory.make_monitor`).
 - :func:`content_callbacks`: progress and result of the content verifier
@@ -139,9 +139,9 @@ class EngineLoader:
         self.target_for = target_for or (lambda job: job.device)
         self.observer = observer or (lambda: None)
         self.protect = protect or (lambda: [])
-        #: blocks until the next engine batch may start; False when the event was set
+        #: each stick's start gate in the engine: blocks until its turn; False when the
+        #: stick's cancel event was set meanwhile
         self.wait_turn = wait_turn
-        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._batches: dict[int, engine.Batch] = {}  # slot -> its running batch
         self._tiers: dict[int, str] = {}
@@ -180,19 +180,12 @@ class EngineLoader:
                 continue
             with self._lock:
                 self._tiers[req.slot] = source.tiers()[index].name
-            jobs.append(engine.Job(target, plan, name=f"slot {req.slot}"))
+            jobs.append(
+                engine.Job(target, plan, name=f"slot {req.slot}", start_gate=self.wait_turn)
+            )
         if not jobs:
             return
-        if self.wait_turn is None:
-            self._start_engine(jobs, post)
-            return
-        for job in jobs:  # one engine batch per stick, each in its turn
-            if not self.wait_turn(self._closing):
-                return  # closing: nothing more starts
-            with self._lock:
-                if _slot_of(job.label) in self._cancelled:
-                    continue  # cancelled while it waited: the station already failed it
-            self._start_engine([job], post)
+        self._start_engine(jobs, post)
 
     def _start_engine(self, jobs: list[engine.Job], post: Post) -> None:
         with self._lock:
@@ -282,7 +275,6 @@ class EngineLoader:
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel everything and wait (bounded) for the engine to stop writing."""
-        self._closing.set()
         with self._lock:
             self._closed = True
             running = {id(b): b for b in self._batches.values()}
