@@ -263,11 +263,10 @@ class EngineLoader:
 
     def cancel_all(self) -> None:
         with self._lock:
-            self._cancelled.update(self._tiers)  # planned sticks still waiting their turn
-            batches = set(map(id, self._batches.values()))
+            self._cancelled.update(self._tiers)  # planned sticks whose batch has not started
             running = {id(b): b for b in self._batches.values()}
-        for key in batches:
-            running[key].cancel_all()
+        for batch in running.values():
+            batch.cancel_all()
 
     def busy(self) -> bool:
         with self._lock:
