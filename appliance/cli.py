@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from appliance import __version__, commands
 from appliance.errors import FlashStationError, UsageError
-
-log = logging.getLogger("flashstation")
-
 
 #: Top-level command -> the module in :mod:`appliance.commands` that registers it.
 #: ``main`` imports only the module of the command it runs, so a command's start-up
@@ -42,6 +37,8 @@ COMMANDS = {
 
 def command_modules() -> list[str]:
     """Every command module, in name order."""
+    import pkgutil
+
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.ispkg)
 
 
@@ -75,11 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_word(words))
     args = parser.parse_args(words)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if args.verbose or "logging" in sys.modules:
+        # A command that logs imports logging with its module; make-image does
+        # not, and its start-up is part of its throughput.
+        import logging
+
+        logging.basicConfig(
+            level=logging.WARNING - 10 * min(args.verbose, 2),
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

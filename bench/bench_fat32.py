@@ -1,23 +1,37 @@
 """Benchmark: ``flashstation make-image`` against ``cp --sparse=always`` of the same bytes.
 
-Generates a few hundred MB of content (large and small files) in a temporary
-directory, builds a 1 GiB image once, then alternates timed runs of
+Generates content (``BENCH_LARGE_FILES`` files of 64 MiB, like episodes, plus
+2000 small files of up to 64 KiB, like books) in a temporary directory under
+``/var/tmp`` (a real disk, not tmpfs), builds the image once with make-image,
+then times, in paired rounds:
 
-* ``flashstation make-image`` (scan + compile + write, from a fresh process),
-* the same work without the CLI (``appliance.commands.image.make_image`` in a
-  fresh interpreter): the CLI imports every area's command module at start-up,
-  which is not make-image's cost,
-* ``cp --sparse=always`` of the prebuilt image (the same bytes, already laid out),
-* ``write_image`` alone, in this process, for a plan compiled beforehand (the
-  copy path by itself),
-* ``mkfs.fat`` + ``mcopy -s`` into an empty image (reference only),
+* ``make-image``: ``flashstation make-image`` from a fresh process (interpreter
+  start, imports, scan, compile, write), as an operator runs it;
+* ``cp``: ``cp --sparse=always`` of the prebuilt image (the same bytes, already
+  laid out: cp pays no start-up, scan or layout);
+* ``write_image`` (with ``BENCH_ALL=1``): the copy path alone, in this process,
+  for a plan compiled beforehand;
+* ``mkfs+mcopy`` (with ``BENCH_ALL=1``): mkfs.fat + ``mcopy -s`` into an empty
+  image, the tools make-image replaces (reference only).
 
-each followed by an fsync of its output. Caches are dropped before every run
-when running as root; otherwise the cache is warm and the report says so.
-Goal: make-image throughput >= 0.90 of cp's (ratio = cp time / make-image time).
-make-image's time includes starting Python and scanning the tree (about 0.2 s
-with cold caches), which cp of a prebuilt image does not need; set
-BENCH_LARGE_FILES (64 MiB each, default 6) to weigh that against more data.
+Every run ends with an fsync of its output, so the bytes are on disk, not in
+the page cache. Two conditions, each reported on its own:
+
+* ``cold``: caches dropped before every run (needs root; skipped otherwise),
+  the first load of a fresh content folder;
+* ``warm``: content and prebuilt image already cached, as when one content
+  folder is imaged several times.
+
+The machine is shared and its disk is noisy (the same cp varies 2x between
+runs), so times are never compared across a session: each round runs cp and
+make-image back to back, alternating which goes first, and the ratio
+(cp time / make-image time, i.e. make-image throughput as a share of cp's) is
+taken per round. The report gives the median of the per-round ratios and their
+quartiles. Goal: median >= 0.90.
+
+Environment: ``BENCH_LARGE_FILES`` (default 6, about 450 MiB in all),
+``BENCH_ROUNDS`` (default 15), ``BENCH_CONDITIONS`` (default ``cold,warm``),
+``BENCH_ALL=1`` to add the reference runs.
 """
 
 from __future__ import annotations
@@ -32,11 +46,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 MiB = 1024 * 1024
-CAPACITY = 1024 * MiB
-LARGE_FILES = int(
-    os.environ.get("BENCH_LARGE_FILES", "6")
-)  # 64 MiB each, like episodes; plus 2000 small files (~64 MiB)
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
+GiB = 1024 * MiB
+LARGE_FILES = int(os.environ.get("BENCH_LARGE_FILES", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
+CONDITIONS = [c for c in os.environ.get("BENCH_CONDITIONS", "cold,warm").split(",") if c]
+ALL = os.environ.get("BENCH_ALL") == "1"
 ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LANG": "C.UTF-8"}
 
 
@@ -69,6 +83,16 @@ def make_content(root: Path) -> int:
     return total
 
 
+def warm_up(*paths: Path) -> None:
+    """Read every file under ``paths`` so the page cache holds it."""
+    for top in paths:
+        files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
+        for path in files:
+            with open(path, "rb") as f:
+                while f.read(8 * MiB):
+                    pass
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -77,35 +101,31 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def timed(cmd: list[str], out: Path, cold: bool) -> float:
+def timed(run: Callable[[], object], out: Path, prepare: Callable[[], object]) -> float:
     if out.exists():
         out.unlink()
-    if cold:
-        drop_caches()
+    os.sync()  # the previous run's output is not this run's writeback
+    prepare()
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, env=ENV)
+    run()
     fsync_file(out)
     return time.perf_counter() - start
 
 
-def timed_call(call: Callable[[], None], out: Path, cold: bool) -> float:
-    if out.exists():
-        out.unlink()
-    if cold:
-        drop_caches()
-    start = time.perf_counter()
-    call()
-    fsync_file(out)
-    return time.perf_counter() - start
-
-
-def mkfs_mcopy(content: Path, out: Path) -> list[str]:
+def mkfs_mcopy(content: Path, out: Path, capacity: int) -> list[str]:
     script = (
-        f"truncate -s {CAPACITY} '{out}' && "
-        f"mkfs.fat -F 32 --offset 2048 '{out}' {(CAPACITY - MiB) // 1024} >/dev/null && "
+        f"truncate -s {capacity} '{out}' && "
+        f"mkfs.fat -F 32 --offset 2048 '{out}' {(capacity - MiB) // 1024} >/dev/null && "
         f"mcopy -s -i '{out}@@1M' '{content}'/* ::/"
     )
     return ["bash", "-c", script]
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
 
 
 def main() -> int:
@@ -114,71 +134,72 @@ def main() -> int:
         content = tmp / "content"
         content.mkdir()
         size = make_content(content)
+        capacity = max(GiB, -(-(size * 5 // 4) // GiB) * GiB)
         prebuilt = tmp / "prebuilt.img"
         flashstation = [sys.executable, "-m", "appliance", "make-image"]
         subprocess.run(
-            [*flashstation, "--content", str(content), "--capacity", str(CAPACITY), str(prebuilt)],
+            [*flashstation, "--content", str(content), "--capacity", str(capacity), str(prebuilt)],
             check=True,
+            capture_output=True,
         )
         written = prebuilt.stat().st_blocks * 512
-        cold = drop_caches()
         print(
             f"content: {size / MiB:.0f} MiB in {LARGE_FILES + 2000} files; "
-            f"image {CAPACITY // MiB} MiB, {written / MiB:.0f} MiB allocated"
+            f"image {capacity // MiB} MiB, {written / MiB:.0f} MiB allocated; {ROUNDS} rounds"
         )
-        print("caches dropped before every run" if cold else "warm cache (not root)")
         out = tmp / "out.img"
-        library = [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; "
-            "from appliance.commands.image import make_image; "
-            "make_image(Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), quiet=True)",
-        ]
-        commands = {
-            "make-image": [
-                *flashstation,
-                "--content",
-                str(content),
-                "--capacity",
-                str(CAPACITY),
-                str(out),
-            ],
-            "library": [*library, str(content), str(CAPACITY), str(out)],
-            "cp": ["cp", "--sparse=always", str(prebuilt), str(out)],
-            "mkfs+mcopy": mkfs_mcopy(content, out),
-        }
-        from appliance.fat32 import compile_plan, scan_content, write_image
 
-        plan = compile_plan(scan_content(content), CAPACITY)
-        runs = [*commands, "write_image"]
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for round_no in range(ROUNDS):
-            order = runs if round_no % 2 == 0 else list(reversed(runs))
-            for name in order:
-                if name == "write_image":
-                    times[name].append(timed_call(lambda: write_image(plan, out), out, cold))
-                else:
-                    times[name].append(timed(commands[name], out, cold))
-        for name, values in times.items():
-            best = min(values)
-            print(
-                f"{name:>11}: median {statistics.median(values):.3f}s best {best:.3f}s "
-                f"({written / MiB / best:.0f} MiB/s)"
-            )
-        for name, what in [
-            ("make-image", "flashstation make-image (CLI, all command modules imported)"),
-            ("library", "make-image's scan + compile + write in a fresh interpreter"),
-            ("write_image", "write_image alone (plan compiled beforehand, in this process)"),
-        ]:
-            ratio = statistics.median(times["cp"]) / statistics.median(times[name])
-            best_ratio = min(times["cp"]) / min(times[name])
-            print(
-                f"{what}:\n  throughput / cp --sparse=always: {ratio:.2f} of medians, "
-                f"{best_ratio:.2f} of best runs (goal >= 0.90)"
-            )
-        ref = statistics.median(times["mkfs+mcopy"]) / statistics.median(times["make-image"])
-        print(f"make-image speed-up over mkfs.fat+mcopy: {ref:.2f}x")
+        def command(cmd: list[str]) -> Callable[[], object]:
+            return lambda: subprocess.run(cmd, check=True, capture_output=True, env=ENV)
+
+        runs: dict[str, Callable[[], object]] = {
+            "make-image": command(
+                [*flashstation, "--content", str(content), "--capacity", str(capacity), str(out)]
+            ),
+            "cp": command(["cp", "--sparse=always", str(prebuilt), str(out)]),
+        }
+        if ALL:
+            from appliance.fat32 import compile_plan, scan_content, write_image
+
+            plan = compile_plan(scan_content(content), capacity)
+            runs["write_image"] = lambda: write_image(plan, out)
+            runs["mkfs+mcopy"] = command(mkfs_mcopy(content, out, capacity))
+
+        for condition in CONDITIONS:
+            if condition == "cold":
+                if not drop_caches():
+                    print("cold: skipped (dropping caches needs root)")
+                    continue
+                prepare: Callable[[], object] = drop_caches
+            elif condition == "warm":
+                warm_up(content, prebuilt)
+                prepare = lambda: None  # noqa: E731
+            else:
+                print(f"{condition}: unknown condition (cold, warm)")
+                return 2
+            times: dict[str, list[float]] = {name: [] for name in runs}
+            names = list(runs)
+            for round_no in range(ROUNDS):
+                order = names if round_no % 2 == 0 else names[::-1]
+                for name in order:
+                    times[name].append(timed(runs[name], out, prepare))
+            print(f"\n{condition} caches:")
+            for name, values in times.items():
+                q1, q2, q3 = quartiles(values)
+                print(
+                    f"  {name:>11}: median {q2:.3f}s (quartiles {q1:.3f}-{q3:.3f}s), "
+                    f"{written / MiB / q2:.0f} MiB/s"
+                )
+            for name in runs:
+                if name == "cp":
+                    continue
+                ratios = [c / t for c, t in zip(times["cp"], times[name], strict=True)]
+                q1, q2, q3 = quartiles(ratios)
+                goal = " (goal >= 0.90)" if name == "make-image" else ""
+                print(
+                    f"  {name} throughput / cp --sparse=always, per round: median {q2:.2f}, "
+                    f"quartiles {q1:.2f}-{q3:.2f}{goal}"
+                )
     return 0
 
 

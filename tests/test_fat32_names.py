@@ -120,3 +120,49 @@ def test_long_name_entries_round_trip(name: str) -> None:
     units = b"".join(p[1:11] + p[14:26] + p[28:32] for p in parts)
     decoded = units.decode("utf-16-le", "surrogatepass").split("\x00", 1)[0]
     assert decoded == name.split("\x00", 1)[0]
+
+
+def _reference_basis(name: str) -> tuple[str, str, bool]:
+    """The basis rule written out a character at a time (the translate table's oracle)."""
+
+    def short_char(c: str) -> tuple[str, bool]:
+        up = c.upper()
+        if len(up) == 1 and (("A" <= up <= "Z") or ("0" <= up <= "9") or up in names.SHORT_EXTRA):
+            return up, False
+        return "_", True
+
+    stripped = name.replace(" ", "").lstrip(".")
+    lossy = stripped != name
+    base_part, _, ext_part = stripped.rpartition(".") if "." in stripped else (stripped, "", "")
+    if "." in base_part:
+        base_part = base_part.replace(".", "")
+        lossy = True
+    mapped = [short_char(c) for c in base_part], [short_char(c) for c in ext_part]
+    lossy = lossy or any(lost for part in mapped for _, lost in part)
+    base = "".join(c for c, _ in mapped[0])
+    ext = "".join(c for c, _ in mapped[1])
+    lossy = lossy or len(base) > 8 or len(ext) > 3
+    return base[:8] or "_", ext[:3], lossy
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(min_size=1, max_size=40))
+def test_basis_matches_the_per_character_rule(name: str) -> None:
+    assert names._basis(name) == _reference_basis(name)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("AZaz09._~!ıſß영 "), min_size=1, max_size=14))
+def test_exact_short_only_for_upper_case_8_3_names(name: str) -> None:
+    base, dot, ext = name.partition(".")
+    expected = (
+        name.count(".") <= 1
+        and 1 <= len(base) <= 8
+        and len(ext) <= 3
+        and (not dot or bool(ext))
+        and all(c in "AZ09_~!" for c in base + ext)
+    )
+    short = names.exact_short(name)
+    assert (short is not None) == expected
+    if short is not None:
+        assert short == (base.ljust(8) + ext.ljust(3)).encode("ascii")

@@ -229,3 +229,50 @@ def test_write_image_refuses_device_nodes(tmp_path: Path) -> None:
         write_image(plan, Path("/dev/null"))
     assert Path("/dev/null").is_char_device()
     assert not Path("/dev/.null.partial").exists()
+
+
+def test_write_image_hands_written_ranges_to_writeback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written bytes go to writeback in ascending, gap-free steps while the copy runs."""
+    import os
+    import threading
+    import time
+
+    from appliance.fat32 import image, scan_content, write_image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.bin").write_bytes(os.urandom(3 * MiB + i))
+    plan = compile_plan(scan_content(src), 64 * MiB)
+    calls: list[tuple[int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            calls.append((offset, length))
+        real_fadvise(fd, offset, length, advice)
+
+    real_copy = os.copy_file_range
+
+    def slow_copy(*args: int) -> int:
+        time.sleep(0.002)  # the writeback thread gets its turn even on a loaded machine
+        return real_copy(*args)
+
+    monkeypatch.setattr(image, "_WRITEBACK_STEP", MiB)
+    monkeypatch.setattr(image, "_BUFFER", MiB // 2)
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    monkeypatch.setattr(os, "copy_file_range", slow_copy)
+    out = tmp_path / "out.img"
+    write_image(plan, out)
+    assert calls, "nothing was handed to writeback before the final flush"
+    assert calls[0][0] == 0
+    for (offset, length), (next_offset, _) in zip(calls, calls[1:], strict=False):
+        assert length >= MiB and offset + length == next_offset
+    assert calls[-1][0] + calls[-1][1] > 3 * MiB  # file data too, not just the FATs
+    assert not [t for t in threading.enumerate() if t.name == "fat32-writeback"]
+    (src / "f0.bin").write_bytes(b"short")  # and a failed write stops the thread too
+    with pytest.raises(image.ContentChanged):
+        write_image(plan, tmp_path / "again.img")
+    assert not [t for t in threading.enumerate() if t.name == "fat32-writeback"]

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import bisect
 import copy
+import os
 import re
-import secrets
 import sys
 import zlib
 from array import array
@@ -64,6 +64,12 @@ from appliance.units import format_size
 
 CHUNK = 1024 * 1024  # largest literal extent
 _FAT_CHUNK_ENTRIES = CHUNK // 4
+_FAT_REUSE_BYTES = 8 * CHUNK  # used FAT up to this size is generated once for both copies
+
+
+def _random32() -> int:
+    """32 random bits from the OS's CSPRNG (what ``secrets`` uses, without its imports)."""
+    return int.from_bytes(os.urandom(4), "little")
 
 
 class ContentTooLarge(LayoutError):
@@ -223,8 +229,8 @@ class FatPlan:
         self.cluster_size = geometry.cluster_size
         self.label = label
         if options.volume_serial is None:
-            self.volume_serial = secrets.randbits(32)
-            self.disk_signature = secrets.randbits(32)
+            self.volume_serial = _random32()
+            self.disk_signature = _random32()
         else:
             self.volume_serial = options.volume_serial & 0xFFFFFFFF
             self.disk_signature = zlib.crc32(self.volume_serial.to_bytes(4, "little"))
@@ -263,8 +269,8 @@ class FatPlan:
         """
         twin = copy.copy(self)
         if volume_serial is None:
-            twin.volume_serial = secrets.randbits(32)
-            twin.disk_signature = secrets.randbits(32)
+            twin.volume_serial = _random32()
+            twin.disk_signature = _random32()
         else:
             twin.volume_serial = volume_serial & 0xFFFFFFFF
             twin.disk_signature = zlib.crc32(twin.volume_serial.to_bytes(4, "little"))
@@ -357,13 +363,19 @@ class FatPlan:
         rest = g.reserved_sectors - backup - 2
         if rest > 0:
             yield Extent(p + (backup + 2) * SECTOR, rest * SECTOR, Zeros(), "boot")
+        # The second FAT repeats the first: its chunks are kept for it when the
+        # used part is small, and generated again otherwise (memory stays bounded).
+        reuse: dict[int, bytes] | None = {} if self.next_free * 4 <= _FAT_REUSE_BYTES else None
         for fat_copy in range(NUM_FATS):
             base = g.fat_offset + fat_copy * g.fat_size
             for first in range(0, self.next_free, _FAT_CHUNK_ENTRIES):
                 end = min(first + _FAT_CHUNK_ENTRIES, self.next_free)
-                yield Extent(
-                    base + first * 4, (end - first) * 4, Literal(self.fat_chunk(first, end)), "fat"
-                )
+                chunk = reuse.get(first) if reuse is not None else None
+                if chunk is None:
+                    chunk = self.fat_chunk(first, end)
+                    if reuse is not None:
+                        reuse[first] = chunk
+                yield Extent(base + first * 4, (end - first) * 4, Literal(chunk), "fat")
             used = self.next_free * 4
             if used < g.fat_size:
                 yield Extent(base + used, g.fat_size - used, Zeros(), "fat")

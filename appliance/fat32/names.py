@@ -15,6 +15,7 @@ basis, four hex digits of a hash of the long name, and ``~1`` upwards.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import zlib
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ RESERVED = frozenset(
     + [f"COM{i}" for i in range(1, 10)]
     + [f"LPT{i}" for i in range(1, 10)]
 )
+_INVALID_LONG_RE = re.compile(r'["*/:<>?\\|\x00-\x1f]')
 MAX_NAME_UNITS = 255  # UTF-16 code units in one long name
 LFN_CHARS = 13  # UTF-16 units per long-name entry
 
@@ -60,8 +62,8 @@ def name_problem(name: str) -> str | None:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "is not valid UTF-8 (rename it)"
-    bad = sorted({c for c in name if c in INVALID_LONG or ord(c) < 0x20})
-    if bad:
+    if _INVALID_LONG_RE.search(name):
+        bad = sorted({c for c in name if c in INVALID_LONG or ord(c) < 0x20})
         shown = " ".join(repr(c) for c in bad)
         return f"contains characters FAT cannot hold: {shown}"
     if name.endswith((".", " ")):
@@ -76,12 +78,34 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def _short_char(c: str) -> tuple[str, bool]:
-    """One character of a short name and whether converting it lost anything."""
-    up = c.upper()
-    if len(up) == 1 and (("A" <= up <= "Z") or ("0" <= up <= "9") or up in SHORT_EXTRA):
-        return up, False
-    return "_", True
+class _ShortTable(dict[int, str]):
+    """``str.translate`` table: a character's short-name form, ``"\0"`` when lossy.
+
+    Filled on first sight of each character, so converting a name is one
+    C-level pass instead of a Python call per character.
+    """
+
+    def __missing__(self, code: int) -> str:
+        up = chr(code).upper()
+        ok = len(up) == 1 and (("A" <= up <= "Z") or ("0" <= up <= "9") or up in SHORT_EXTRA)
+        value = up if ok else "\0"
+        self[code] = value
+        return value
+
+
+_SHORT_TABLE = _ShortTable()
+
+
+def _short_chars(text: str) -> tuple[str, bool]:
+    """``text`` in short-name characters and whether converting it lost anything.
+
+    Upper case of A-Z, 0-9 and :data:`SHORT_EXTRA`; any other character
+    (anything outside ASCII, whatever its upper case) becomes ``_``.
+    """
+    mapped = text.translate(_SHORT_TABLE)
+    if "\0" in mapped:
+        return mapped.replace("\0", "_"), True
+    return mapped, False
 
 
 def exact_short(name: str) -> bytes | None:
@@ -90,17 +114,16 @@ def exact_short(name: str) -> bytes | None:
     Only such names are stored without long-name entries; any other name,
     lower case included, gets an LFN so every reader shows it as written.
     """
-    if name.count(".") > 1 or name.startswith("."):
+    if not name.isascii() or name.count(".") > 1 or name.startswith("."):
         return None
     base, _, ext = name.partition(".")
     if not (1 <= len(base) <= 8 and len(ext) <= 3):
         return None
     if "." in name and not ext:
         return None
-    for c in base + ext:
-        mapped, lossy = _short_char(c)
-        if lossy or mapped != c:
-            return None
+    mapped, lossy = _short_chars(base + ext)
+    if lossy or mapped != base + ext:
+        return None
     return (base.ljust(8) + ext.ljust(3)).encode("ascii")
 
 
@@ -117,20 +140,10 @@ def _basis(name: str) -> tuple[str, str, bool]:
     if "." in base_part:
         base_part = base_part.replace(".", "")
         lossy = True
-    base_chars: list[str] = []
-    for c in base_part:
-        mapped, lost = _short_char(c)
-        lossy |= lost
-        base_chars.append(mapped)
-    ext_chars: list[str] = []
-    for c in ext_part:
-        mapped, lost = _short_char(c)
-        lossy |= lost
-        ext_chars.append(mapped)
-    if len(base_chars) > 8 or len(ext_chars) > 3:
-        lossy = True
-    basis = "".join(base_chars[:8]) or "_"
-    return basis, "".join(ext_chars[:3]), lossy
+    base_chars, base_lost = _short_chars(base_part)
+    ext_chars, ext_lost = _short_chars(ext_part)
+    lossy = lossy or base_lost or ext_lost or len(base_chars) > 8 or len(ext_chars) > 3
+    return base_chars[:8] or "_", ext_chars[:3], lossy
 
 
 def _pack(base: str, ext: str) -> bytes:

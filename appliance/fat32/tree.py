@@ -132,7 +132,7 @@ def _is_within(path: Path, root: Path) -> bool:
     return True
 
 
-def _check_readable(path: Path, rel: tuple[str, ...]) -> None:
+def _check_readable(path: str, rel: tuple[str, ...]) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -152,7 +152,9 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
     files: list[ContentFile] = []
     dirs: list[tuple[str, ...]] = []
 
-    def walk(directory: Path, rel: tuple[str, ...]) -> None:
+    def walk(directory: str, rel: tuple[str, ...], units: int) -> None:
+        # ``units``: UTF-16 length of the folder's path on the stick, plus one
+        # for the separator before a child's name (none at the top).
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -161,25 +163,33 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
         kept: list[str] = []
         for entry in entries:
             raw = entry.name
-            shown = _show((*rel, raw))
             if is_skipped(raw):
                 if warn is not None:
                     kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
-                    warn(f"skipped hidden or system {kind} {shown}")
+                    warn(f"skipped hidden or system {kind} {_show((*rel, raw))}")
                 continue
             name = names.normalize(raw)
             child_rel = (*rel, name)
-            check_name(child_rel)
-            if warn is not None and any(ord(c) > 0xFFFF for c in name):
+            problem = names.name_problem(name)
+            if problem:
+                raise BadName(f"{_show(child_rel)}: the name {problem}")
+            child_units = units + names.utf16_units(name)
+            if child_units > MAX_PATH_UNITS:
+                raise PathTooLong(
+                    f"{_show(child_rel)}: path is {child_units} UTF-16 units long, "
+                    f"FAT readers allow {MAX_PATH_UNITS}"
+                )
+            if warn is not None and not name.isascii() and max(name) > "\uffff":
                 warn(
                     f"{_show(child_rel)}: has characters beyond Unicode's basic plane "
                     "(emoji and the like); some readers (mtools, older players) show them as _"
                 )
-            path = Path(entry.path)
+            path = entry.path
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
+                shown = _show((*rel, raw))
                 try:
-                    target = path.resolve(strict=True)
+                    target = Path(path).resolve(strict=True)
                 except (OSError, RuntimeError) as exc:
                     raise BadLink(f"{shown}: symbolic link leads nowhere") from exc
                 if not _is_within(target, real_root):
@@ -187,27 +197,27 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
                 st = target.stat()
                 if stat.S_ISDIR(st.st_mode):
                     raise BadLink(f"{shown}: symbolic link to a folder (copy the folder instead)")
-                path = target
+                path = str(target)
             if stat.S_ISDIR(st.st_mode):
                 kept.append(name)
                 dirs.append(child_rel)
-                walk(path, child_rel)
+                walk(path, child_rel, child_units + 1)
             elif stat.S_ISREG(st.st_mode):
                 if st.st_size > MAX_FILE_SIZE:
                     raise FileTooLarge(
-                        f"{shown}: {st.st_size} bytes; FAT32 cannot hold files of 4 GiB "
-                        "or more (split or re-encode it)"
+                        f"{_show((*rel, raw))}: {st.st_size} bytes; FAT32 cannot hold files "
+                        "of 4 GiB or more (split or re-encode it)"
                     )
                 _check_readable(path, child_rel)
                 kept.append(name)
-                files.append(ContentFile(child_rel, path, st.st_size))
+                files.append(ContentFile(child_rel, Path(path), st.st_size))
             else:
                 raise SpecialFile(
-                    f"{shown}: is a {_kind(st.st_mode)}, not a regular file or folder"
+                    f"{_show((*rel, raw))}: is a {_kind(st.st_mode)}, not a regular file or folder"
                 )
         check_directory(rel, kept, root=not rel)
 
-    walk(real_root, ())
+    walk(str(real_root), (), 0)
     tree = ContentTree(tuple(files), tuple(dirs))
     _remember_valid(tree)
     return tree
