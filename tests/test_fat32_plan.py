@@ -235,6 +235,7 @@ def test_write_image_hands_written_ranges_to_writeback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Written bytes go to writeback in ascending, gap-free steps while the copy runs."""
+    import itertools
     import os
     import threading
     import time
@@ -268,7 +269,7 @@ def test_write_image_hands_written_ranges_to_writeback(
     write_image(plan, out)
     assert calls, "nothing was handed to writeback before the final flush"
     assert calls[0][0] == 0
-    for (offset, length), (next_offset, _) in zip(calls, calls[1:], strict=False):
+    for (offset, length), (next_offset, _) in itertools.pairwise(calls):
         assert length >= MiB and offset + length == next_offset
     assert calls[-1][0] + calls[-1][1] > 3 * MiB  # file data too, not just the FATs
     assert not [t for t in threading.enumerate() if t.name == "fat32-writeback"]
