@@ -7,10 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST_PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev \
-	mtools dosfstools 7zip ffmpeg libimage-exiftool-perl fonts-unifont udev util-linux
+	mtools dosfstools 7zip ffmpeg libimage-exiftool-perl fonts-unifont udev util-linux \
+	shellcheck fdisk e2fsprogs
 PYTEST_ARGS ?= -n 2
 
-.PHONY: all deps apt venv test lint pytest test-slow demo bench format clean
+.PHONY: all deps apt venv test lint pytest test-slow demo bench format clean image
 
 all: test
 
@@ -58,6 +59,11 @@ demo: venv
 # against baselines measured in the same run.
 bench: venv
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+# The SD-card image (not part of `make test`): needs root and a pi-gen checkout,
+# e.g. `sudo make image PIGEN=$$HOME/pi-gen`. See image-build/README.md.
+image:
+	PIGEN="$(PIGEN)" image-build/build.sh image
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache .mypy_cache .ruff_cache build *.egg-info
