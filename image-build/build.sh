@@ -77,10 +77,18 @@ build_wheel() {
 		args+=(--no-build-isolation)
 	fi
 	# The wheel's file times are the last commit's, not the build machine's clock.
-	local epoch
+	local epoch src
 	epoch=$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 315532800)
-	SOURCE_DATE_EPOCH=$epoch "$PYTHON" -m pip "${args[@]}" "$REPO" ||
+	# Built from a copy of what the wheel is made of: no build/ or egg-info left in
+	# the repository, and two builds at once do not share a build folder.
+	src=$(mktemp -d)
+	cp -a "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/appliance" "$src/"
+	find "$src" -name __pycache__ -type d -prune -exec rm -rf {} +
+	if ! SOURCE_DATE_EPOCH=$epoch "$PYTHON" -m pip "${args[@]}" "$src"; then
+		rm -rf "$src"
 		die "building the wheel failed"
+	fi
+	rm -rf "$src"
 	local wheels=("$dest"/flashstation-*.whl)
 	[ -f "${wheels[0]}" ] || die "no flashstation wheel was built in $dest"
 	echo "wheel: ${wheels[0]}"
