@@ -275,7 +275,9 @@ def service_build(context: ServiceContext) -> StationBuild:
             totals_feed(context, host),
         ],
     )
-    runner.report_exporter = report_exporter(context, hardware)
+    loader = runner.loader
+    busy = loader.busy if isinstance(loader, EngineLoader) else None
+    runner.report_exporter = report_exporter(context, hardware, busy=busy)
     return build_
 
 
@@ -283,18 +285,28 @@ def report_exporter(
     context: ServiceContext,
     hardware: StationHardware,
     mount_for: Callable[[Path], Mount] = SystemMount,
+    busy: Callable[[], bool] | None = None,
 ) -> Callable[[Post], None]:
     """START on the totals screen: the ledger's report onto the content SSD.
 
     Runs on its own thread (the runner starts it): the SSD, kept read-only, is
     remounted read-write only for the write and read-only again after it
     (``service.report.export_report``); the outcome goes back as an event.
+
+    The station asks for it only while no stick is loading; ``busy`` (the engine
+    loader's) checks once more, because a cancelled or pulled stick's slot is
+    free at once while its engine batch may still be winding down on the SSD:
+    then nothing is remounted and the outcome is ``busy``.
     """
 
     def export(post: Post) -> None:
         content = hardware.content
         if content is None or not content.ready:
             post(ev.ReportExported("no_content"))
+            return
+        if busy is not None and busy():
+            log.info("report export refused: the engine is still reading the content SSD")
+            post(ev.ReportExported("busy"))
             return
         try:
             written = export_report(
