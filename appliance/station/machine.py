@@ -140,6 +140,8 @@ class Snapshot:
     totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
     #: the report export: exporting, saved, busy (refused: sticks loading), no_content, failed
     report: str | None = None
+    #: sticks done (verified and committed) since the station started: the grid's count
+    run_done: int = 0
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -164,6 +166,9 @@ class Station:
         self._slots = [SlotView(n) for n in range(1, self.slots + 1)]
         self.content = ContentInfo()
         self.totals_done = 0
+        #: sticks done and verified since this station started (the grid's "done N"); never
+        #: replaced by the ledger's totals, so a restart starts it from 0
+        self.run_done = 0
         self.totals_failed: Counter[FailReason] = Counter()
         self.totals_all_time = False
         self.report: str | None = None
@@ -458,6 +463,7 @@ class Station:
         tier = event.tier if event.tier is not None else slot.tier
         self._slot_to(event.slot, "job_done", tier=tier, done=slot.total, speed=0.0, eta=0.0)
         self.totals_done += 1
+        self.run_done += 1
         effects.append(Beep("done"))
         effects.append(PowerOffSlot(event.slot))
         self._maybe_idle()
@@ -656,4 +662,5 @@ class Station:
             batch_deadline=self.batch_deadline,
             totals_all_time=self.totals_all_time,
             report=self.report,
+            run_done=self.run_done,
         )

@@ -266,7 +266,7 @@ def grid(p: Painter, snap: Snapshot, m: Messages) -> None:
         StationState.ERROR: "grid.error",
     }.get(snap.state, "grid.ready")
     waiting = sum(1 for s in snap.slots if s.state is SlotState.WAITING)
-    right = m("grid.done", n=snap.totals_done)
+    right = m("grid.done", n=snap.run_done)  # this run's; the totals page has all time
     if snap.feeding == "button" and waiting:
         right = m("grid.press_start", n=waiting)
     rw = p.text(60, 0, right, BODY, SAFE_W - 60, align="right")
