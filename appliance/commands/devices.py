@@ -185,7 +185,7 @@ def watch_command(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON")
+    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON", "PORT")
     cells = [
         (
             str(r["device"]),
@@ -194,6 +194,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
             str(r["verdict"]),
             str(r["rule"]),
             str(r["reason"]),
+            str(r["port"] or "-"),  # the key for hotplug.slots and content.ports
         )
         for r in rows
     ]

@@ -130,6 +130,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "USB가 아닌 디스크입니다. 빼세요.",
     ),
     "reject.other": ("Not loadable. Remove it.", "쓸 수 없는 장치입니다. 빼세요."),
+    "reject.content_port": (
+        "Content SSD goes in the content port.",
+        "콘텐츠 SSD는 콘텐츠 포트에 꽂으세요.",
+    ),
     "confirm.slot": ("Cancel slot {slot}?", "{slot}번 칸을 취소할까요?"),
     "confirm.all": ("Cancel all?", "모두 취소할까요?"),
     "confirm.yes": ("CANCEL again: yes", "CANCEL 다시: 예"),

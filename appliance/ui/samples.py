@@ -189,10 +189,13 @@ def _damaged() -> Snapshot:
     return station.snapshot()
 
 
-def _rejected() -> Snapshot:
-    station, _ = _ready()
-    station.apply(ev.DeviceRejected(3, "not_storage"))
-    return station.snapshot()
+def _rejected(code: str = "not_storage") -> Callable[[], Snapshot]:
+    def make() -> Snapshot:
+        station, _ = _ready()
+        station.apply(ev.DeviceRejected(3, code))
+        return station.snapshot()
+
+    return make
 
 
 def _confirm(slot: int | None) -> Snapshot:
@@ -245,7 +248,8 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "error_config": ("error_config", _config_error),
     "error_power": ("error_power", _undervoltage),
     "error_damaged": ("error_damaged", _damaged),
-    "error_rejected": ("error_rejected", _rejected),
+    "error_rejected": ("error_rejected", _rejected()),
+    "error_content_port": ("error_rejected", _rejected("content_port")),
     "confirm_slot": ("confirm", lambda: _confirm(1)),
     "confirm_all": ("confirm", lambda: _confirm(None)),
     "shutdown": ("shutdown", _shutdown),

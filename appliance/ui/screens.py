@@ -364,7 +364,7 @@ def error_damaged(p: Painter, snap: Snapshot, m: Messages) -> None:
 
 
 def _reject_key(code: str) -> str:
-    return code if code in ("not_storage", "too_small", "too_large") else "other"
+    return code if code in ("not_storage", "too_small", "too_large", "content_port") else "other"
 
 
 def error_rejected(p: Painter, snap: Snapshot, m: Messages) -> None:
