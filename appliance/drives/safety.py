@@ -13,7 +13,7 @@ top (it refuses a device that is mounted or claimed).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from appliance.drives.errors import DriveRefused
@@ -97,23 +97,28 @@ def _devices_of_path(path: Path) -> set[tuple[int, int]]:
 SYSTEM_LOWER_ROOTS = ("/media/root-ro", "/media/root-rw", "/run/rootfsbase")
 
 
-def _overlay_root_dirs() -> list[str]:
-    """lowerdir/upperdir directories of an overlay mounted at ``/`` (none otherwise)."""
+def overlay_dirs_in(mountinfo: str, points: Collection[str] = ("/",)) -> list[str]:
+    """lowerdir/upperdir directories of the overlays mounted at ``points`` in a mountinfo text."""
     found: list[str] = []
-    for line in MOUNTINFO.read_text().splitlines():
+    for line in mountinfo.splitlines():
         fields = line.split()
         try:
             sep = fields.index("-")
             point, fstype, options = fields[4], fields[sep + 1], fields[sep + 3]
         except (ValueError, IndexError):
             continue
-        if point != "/" or fstype != "overlay":
+        if fstype != "overlay" or point.replace("\\040", " ") not in points:
             continue
         for option in options.split(","):
             key, _, value = option.partition("=")
             if key in ("lowerdir", "upperdir") and value:
-                found += [d for d in value.split(":") if d.startswith("/")]
+                found += [d.replace("\\040", " ") for d in value.split(":") if d.startswith("/")]
     return found
+
+
+def _overlay_root_dirs() -> list[str]:
+    """lowerdir/upperdir directories of an overlay mounted at ``/`` (none otherwise)."""
+    return overlay_dirs_in(MOUNTINFO.read_text())
 
 
 def system_disks(extra: Sequence[Path] = ()) -> set[tuple[int, int]]:

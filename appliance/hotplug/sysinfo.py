@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from appliance.drives.safety import overlay_dirs_in
 from appliance.hotplug.device import DeviceInfo, Filesystem
 
 SECTOR = 512
@@ -67,22 +68,7 @@ def overlay_dirs(proc: str | Path = "/proc") -> list[str]:
     On an overlay root, ``/`` has an anonymous device number: the disks the
     system runs from are the ones holding these directories.
     """
-    found: list[str] = []
-    text = _read(Path(proc) / "self" / "mountinfo") or ""
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            sep = fields.index("-")
-            point, fstype, options = fields[4], fields[sep + 1], fields[sep + 3]
-        except (ValueError, IndexError):
-            continue
-        if fstype != "overlay" or point.replace("\\040", " ") not in SYSTEM_MOUNTS:
-            continue
-        for option in options.split(","):
-            key, _, value = option.partition("=")
-            if key in ("lowerdir", "upperdir") and value:
-                found += [d.replace("\\040", " ") for d in value.split(":") if d]
-    return found
+    return overlay_dirs_in(_read(Path(proc) / "self" / "mountinfo") or "", SYSTEM_MOUNTS)
 
 
 def _holding_mount(path: str, mounts: Mapping[str, list[str]]) -> str | None:
