@@ -229,8 +229,8 @@ def test_devices_list_prints_the_port_to_put_in_content_ports(
     from appliance.hotplug.fake import disk_props
 
     ssd = DeviceInfo(disk_props("1", 0, "sdzq", "NOT-A-REAL-SERIAL"), size=500 * GB)
-    monkeypatch.setattr(sysinfo, "live_devices", lambda mounts=None: iter([ssd]))
-    monkeypatch.setattr(sysinfo, "system_disks", lambda mounts=None: set())
+    monkeypatch.setattr(sysinfo, "live_devices", lambda *a, **k: iter([ssd]))
+    monkeypatch.setattr(sysinfo, "system_disks", lambda *a, **k: set())
     assert main(["devices", "list"]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert header.split()[-1] == "PORT"

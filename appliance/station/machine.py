@@ -622,6 +622,8 @@ class Station:
         self.batch_deadline = None
 
     def _expire(self, now: float) -> None:
+        if self.report == "busy" and not self.loading():  # idle now: START saves the report
+            self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None
         if self.confirm is not None and now >= self.confirm.until:
