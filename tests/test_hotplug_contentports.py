@@ -236,3 +236,13 @@ def test_devices_list_prints_the_port_to_put_in_content_ports(
     assert header.split()[-1] == "PORT"
     assert row.startswith("/dev/sdzq") and row.split()[-1] == CONTENT_PORT
     assert "NOT-A-REAL-SERIAL" not in row
+
+
+def test_a_mistyped_content_port_is_logged_at_start(
+    station: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR"):
+        station(["/dev/sda", CONTENT_PORT])
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("'/dev/sda' is not a USB port path" in m for m in errors)
+    assert not any(CONTENT_PORT in m for m in errors)

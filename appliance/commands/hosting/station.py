@@ -54,6 +54,7 @@ from appliance.content.pack import Pack
 from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
 from appliance.hotplug.classify import Verdict
+from appliance.hotplug.device import usb_port_from_id_path
 from appliance.hotplug.factory import make_monitor
 from appliance.service.app import Component, ServiceContext, StationBuild
 from appliance.service.interface import JobFinished, StationEvent
@@ -87,6 +88,13 @@ class StationHardware:
         self.marks = ContentMarks(config.content.labels, KnownContent(self.state_dir))
         #: ``content.ports``: the only USB ports where a disk is mounted as content (empty: any)
         self.content_ports = frozenset(p.strip() for p in config.content.ports if p.strip())
+        for port in sorted(self.content_ports):
+            if usb_port_from_id_path(port) != port:  # a typo: no disk would ever match it
+                log.error(
+                    "content.ports: %r is not a USB port path (like the PORT column of "
+                    "'flashstation devices list'); no content SSD can be mounted there",
+                    port,
+                )
         self.screen: ScreenThread | None = None
         self.buttons: Any = None
         self.indicator: Any = None
