@@ -199,6 +199,17 @@ def test_export_is_refused_while_a_stick_is_loading_and_works_once_idle(phase: s
     assert station.snapshot().report == "exporting"
 
 
+def test_the_exporters_own_busy_stays_on_screen_while_the_station_looks_idle() -> None:
+    """A cancelled stick's slot is free at once; the engine may still be winding down."""
+    station = _hosted_station("button", Clock())
+    _to_view(station, "totals")
+    assert station.apply(ev.StartPressed()) == [ExportReport()]
+    station.apply(ev.ReportExported("busy"))
+    station.apply(ev.Tick())
+    assert station.snapshot().report == "busy" and not station.loading()
+    assert station.apply(ev.StartPressed()) == [ExportReport()]  # and START tries again
+
+
 def test_export_is_refused_while_an_auto_batch_window_is_open() -> None:
     clock = Clock()
     station = _hosted_station("auto", clock)

@@ -172,6 +172,8 @@ class Station:
         self.totals_failed: Counter[FailReason] = Counter()
         self.totals_all_time = False
         self.report: str | None = None
+        #: the station itself refused the export (sticks loading): cleared once idle
+        self._refused_while_loading = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -312,6 +314,7 @@ class Station:
         self, event: ev.ReportExported, now: float, effects: list[Effect]
     ) -> None:
         self.report = event.outcome
+        self._refused_while_loading = False  # the exporter's own "busy" stays until MENU
         effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
@@ -491,6 +494,7 @@ class Station:
             if self.loading():  # the engine reads the SSD: never remount it read-write now
                 log.info("report export refused: sticks are being loaded")
                 self.report = "busy"
+                self._refused_while_loading = True
                 return
             self.report = "exporting"
             effects.append(ExportReport())
@@ -542,6 +546,7 @@ class Station:
         self.view, self.selected = pages[(i + 1) % len(pages)]
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
+            self._refused_while_loading = False
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -622,8 +627,10 @@ class Station:
         self.batch_deadline = None
 
     def _expire(self, now: float) -> None:
-        if self.report == "busy" and not self.loading():  # idle now: START saves the report
-            self.report = None
+        if self._refused_while_loading and not self.loading():  # idle: START saves it now
+            self._refused_while_loading = False
+            if self.report == "busy":
+                self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None
         if self.confirm is not None and now >= self.confirm.until:
