@@ -104,6 +104,31 @@ def test_system_disk_is_refused_without_opening_it() -> None:
         assert root <= disks
 
 
+def test_system_disks_look_below_an_overlay_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With / on an overlay (read-only root), the disks under its dirs are the system's."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "21 1 0:25 / / rw - overlay overlayroot rw,lowerdir=/srv/lower:/srv/more,"
+        "upperdir=/srv/upper,workdir=/srv/work\n"
+        "22 21 8:1 / /srv ro - ext4 /dev/sda1 ro\n"
+        "30 21 0:40 / /media/x rw - overlay overlay rw,lowerdir=/not/root\n"
+    )
+    monkeypatch.setattr(safety, "MOUNTINFO", mountinfo)
+    assert safety._overlay_root_dirs() == ["/srv/lower", "/srv/more", "/srv/upper"]
+    asked: list[str] = []
+
+    def devices_of(path: Path) -> set[tuple[int, int]]:
+        asked.append(str(path))
+        return {(8, 1)} if str(path).startswith("/srv/") else set()
+
+    monkeypatch.setattr(safety, "_devices_of_path", devices_of)
+    monkeypatch.setattr(safety, "base_disks", lambda dev: {(dev[0], 0)})
+    assert safety.system_disks() == {(8, 0)}
+    assert {"/", "/boot/firmware", "/media/root-ro", "/srv/lower", "/srv/upper"} <= set(asked)
+
+
 def test_refuses_a_partition_and_a_busy_disk(tmp_path: Path) -> None:
     image = make_image(tmp_path / "p.img", 64 * MiB)
     with open(image, "r+b") as f:

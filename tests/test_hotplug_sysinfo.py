@@ -84,3 +84,47 @@ def test_live_facts_feed_the_classifier(tmp_path: Path) -> None:
     pi_sd = fixture("pi3-sd-mmcblk0.udev")
     decision = classify(from_properties(pi_sd, sys_root, mounts))
     assert (decision.verdict, decision.rule) == (Verdict.SYSTEM, "system_device")
+
+
+# A Pi booted from a USB SSD (sda) with raspi-config's overlay file system: / is an
+# overlay with an anonymous device number, the real root is below it at /media/root-ro
+# and /boot/firmware is not mounted; a donor stick (sdb) is mounted elsewhere.
+OVERLAY_MOUNTINFO = (
+    "21 1 0:25 / / rw,noatime shared:1 - overlay overlayroot rw,lowerdir=/media/root-ro,"
+    "upperdir=/media/root-rw/overlay,workdir=/media/root-rw/overlay-workdir\n"
+    """\
+22 21 8:1 / /media/root-ro ro,noatime shared:2 - ext4 /dev/sda1 ro
+23 21 0:26 / /media/root-rw rw,relatime shared:3 - tmpfs tmpfs-root rw
+30 21 8:17 / /media/stick rw,nosuid shared:9 - vfat /dev/sdb1 rw
+"""
+)
+
+# The same idea with an unusual layout: the lower root is a folder inside a mount.
+NESTED_MOUNTINFO = (
+    "21 1 0:25 / / rw - overlay overlay rw,lowerdir=/run/medium/live/root:/run/medium/live/extra,"
+    "upperdir=/run/cow/upper,workdir=/run/cow/work\n"
+    """\
+22 21 8:1 / /run/medium ro - ext4 /dev/sda1 ro
+30 21 8:17 / /media/stick rw,nosuid shared:9 - vfat /dev/sdb1 rw
+"""
+)
+
+
+def test_system_disk_below_an_overlay_root(tmp_path: Path) -> None:
+    from appliance.hotplug.sysinfo import overlay_dirs
+
+    sys_root, proc = fake_tree(tmp_path)
+    for text, lowers in (
+        (OVERLAY_MOUNTINFO, ["/media/root-ro", "/media/root-rw/overlay"]),
+        (NESTED_MOUNTINFO, ["/run/medium/live/root", "/run/medium/live/extra", "/run/cow/upper"]),
+    ):
+        (proc / "self" / "mountinfo").write_text(text)
+        mounts = mounted_devnums(proc)
+        assert overlay_dirs(proc) == lowers
+        assert system_disks(sys_root, mounts, overlay_dirs(proc)) == {"/dev/sda"}
+    # Without the overlay's directories only the well-known lower mount point is
+    # found; with neither, the disk under the overlay would be missed.
+    (proc / "self" / "mountinfo").write_text(OVERLAY_MOUNTINFO)
+    assert system_disks(sys_root, mounted_devnums(proc)) == {"/dev/sda"}
+    (proc / "self" / "mountinfo").write_text(NESTED_MOUNTINFO)
+    assert system_disks(sys_root, mounted_devnums(proc)) == set()

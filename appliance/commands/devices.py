@@ -96,12 +96,17 @@ def classify_command(args: argparse.Namespace) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     from appliance.hotplug.classify import Classifier, Context
-    from appliance.hotplug.sysinfo import live_devices, mounted_devnums, system_disks
+    from appliance.hotplug.sysinfo import (
+        live_devices,
+        mounted_devnums,
+        overlay_dirs,
+        system_disks,
+    )
 
     config = _config(args)
     mounts = mounted_devnums()
     devices = sorted(live_devices(mounts=mounts), key=lambda d: d.devname)
-    system = frozenset(system_disks(mounts=mounts))
+    system = frozenset(system_disks(mounts=mounts, overlays=overlay_dirs()))
     ports = frozenset(d.usb_port for d in devices if d.devname in system and d.usb_port)
     classifier = Classifier(
         Context(config=config.hotplug, system_devices=system, system_ports=ports)
@@ -152,11 +157,11 @@ def watch_command(args: argparse.Namespace) -> int:
     from appliance.hotplug.monitor import Monitor
     from appliance.hotplug.slots import SlotMap
     from appliance.hotplug.state import HotplugState
-    from appliance.hotplug.sysinfo import mounted_devnums, system_disks
+    from appliance.hotplug.sysinfo import mounted_devnums, overlay_dirs, system_disks
 
     config = _config(args)
     mounts = mounted_devnums()
-    system = frozenset(system_disks(mounts=mounts))
+    system = frozenset(system_disks(mounts=mounts, overlays=overlay_dirs()))
     classifier = Classifier(Context(config=config.hotplug, system_devices=system))
     state = HotplugState(
         classifier, SlotMap(config.hotplug.slots), os.urandom(16), policy=report_policy
@@ -185,7 +190,7 @@ def watch_command(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
-    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON")
+    headers = ("DEVICE", "SLOT", "SIZE", "VERDICT", "RULE", "REASON", "PORT")
     cells = [
         (
             str(r["device"]),
@@ -194,6 +199,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
             str(r["verdict"]),
             str(r["rule"]),
             str(r["reason"]),
+            str(r["port"] or "-"),  # the key for hotplug.slots and content.ports
         )
         for r in rows
     ]

@@ -64,6 +64,13 @@ class ContentConfig:
         default_factory=lambda: ["FS-CONTENT"],
         metadata=doc("filesystem labels that mark the content SSD: never wiped"),
     )
+    ports: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "USB port paths (as hotplug.slots keys) where a content SSD may be mounted; "
+            "empty: any port"
+        ),
+    )
 
 
 #: A classifier rule of ``appliance.hotplug.classify`` (``config check`` rejects other names).

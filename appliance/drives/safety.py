@@ -13,7 +13,7 @@ top (it refuses a device that is mounted or claimed).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from appliance.drives.errors import DriveRefused
@@ -92,10 +92,44 @@ def _devices_of_path(path: Path) -> set[tuple[int, int]]:
     return found
 
 
+#: Where read-only-root set-ups mount the system's own root below the overlay
+#: (raspi-config's overlay file system and overlayroot; dracut and live systems).
+SYSTEM_LOWER_ROOTS = ("/media/root-ro", "/media/root-rw", "/run/rootfsbase")
+
+
+def overlay_dirs_in(mountinfo: str, points: Collection[str] = ("/",)) -> list[str]:
+    """lowerdir/upperdir directories of the overlays mounted at ``points`` in a mountinfo text."""
+    found: list[str] = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        try:
+            sep = fields.index("-")
+            point, fstype, options = fields[4], fields[sep + 1], fields[sep + 3]
+        except (ValueError, IndexError):
+            continue
+        if fstype != "overlay" or point.replace("\\040", " ") not in points:
+            continue
+        for option in options.split(","):
+            key, _, value = option.partition("=")
+            if key in ("lowerdir", "upperdir") and value:
+                found += [d.replace("\\040", " ") for d in value.split(":") if d.startswith("/")]
+    return found
+
+
+def _overlay_root_dirs() -> list[str]:
+    """lowerdir/upperdir directories of an overlay mounted at ``/`` (none otherwise)."""
+    return overlay_dirs_in(MOUNTINFO.read_text())
+
+
 def system_disks(extra: Sequence[Path] = ()) -> set[tuple[int, int]]:
-    """Disks holding ``/`` and any of ``extra`` (which must never be targets)."""
+    """Disks holding ``/`` and any of ``extra`` (which must never be targets).
+
+    On an overlay root, ``/`` has an anonymous device number: the disks
+    holding its lower and upper directories are the system's.
+    """
     disks: set[tuple[int, int]] = set()
-    for path in (Path("/"), Path("/boot"), Path("/boot/firmware"), *extra):
+    paths = [Path("/"), Path("/boot"), Path("/boot/firmware"), *map(Path, SYSTEM_LOWER_ROOTS)]
+    for path in (*paths, *map(Path, _overlay_root_dirs()), *extra):
         for dev in _devices_of_path(path):
             disks |= base_disks(dev)
     return disks

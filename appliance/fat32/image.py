@@ -93,7 +93,21 @@ def _copy(
             advance(done, dst_offset)
 
 
-class _Writeback(threading.Thread):
+class _Pacer(threading.Thread):
+    """A helper thread paced by the copy: it waits on ``cond`` until there is work or a stop."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopped = False
+        self.cond = threading.Condition()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+
+class _Writeback(_Pacer):
     """Starts writeback of what the copy has written, from a thread, a step at a time.
 
     Left alone, the kernel keeps a whole image's worth of dirty pages in
@@ -106,21 +120,14 @@ class _Writeback(threading.Thread):
     """
 
     def __init__(self, fd: int, step: int | None = None) -> None:
-        super().__init__(name="fat32-writeback", daemon=True)
+        super().__init__("fat32-writeback")
         self.fd = fd
         self.step = step or _WRITEBACK_STEP
         self.written = 0
-        self.stopped = False
-        self.cond = threading.Condition()
 
     def wrote(self, end: int) -> None:
         with self.cond:
             self.written = end
-            self.cond.notify()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
             self.cond.notify()
 
     def run(self) -> None:
@@ -139,7 +146,7 @@ class _Writeback(threading.Thread):
             flushed = end
 
 
-class _Readahead(threading.Thread):
+class _Readahead(_Pacer):
     """Asks the kernel to read content a little ahead of the copy, from a thread.
 
     Copying file after file leaves the disk idle between requests: small files
@@ -150,21 +157,14 @@ class _Readahead(threading.Thread):
     """
 
     def __init__(self, plan: Plan, window: int = 64 * 1024 * 1024) -> None:
-        super().__init__(name="fat32-readahead", daemon=True)
+        super().__init__("fat32-readahead")
         self.files = plan.files
         self.window = window
         self.consumed = 0
-        self.stopped = False
-        self.cond = threading.Condition()
 
     def advance(self, nbytes: int) -> None:
         with self.cond:
             self.consumed += nbytes
-            self.cond.notify()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
             self.cond.notify()
 
     def run(self) -> None:

@@ -21,7 +21,7 @@ from appliance.hotplug.events import HotplugEvent
 from appliance.hotplug.monitor import Monitor, PyudevSource, Source
 from appliance.hotplug.slots import SlotMap
 from appliance.hotplug.state import HotplugState, UEvent
-from appliance.hotplug.sysinfo import live_devices, mounted_devnums, system_disks
+from appliance.hotplug.sysinfo import live_devices, mounted_devnums, overlay_dirs, system_disks
 from appliance.hotplug.usbpolicy import PolicyDecision, PolicyError, UsbPolicy, judge_properties
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def make_monitor(
     if source is None:
         source = PyudevSource(sysfs_root, poll_media=True)
         mounts = mounted_devnums()
-        system = frozenset(system_disks(sysfs_root, mounts))
+        system = frozenset(system_disks(sysfs_root, mounts, overlay_dirs()))
         ports = frozenset(
             d.usb_port
             for d in live_devices(sysfs_root, mounts)

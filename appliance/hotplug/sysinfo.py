@@ -14,11 +14,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from appliance.drives.safety import overlay_dirs_in
 from appliance.hotplug.device import DeviceInfo, Filesystem
 
 SECTOR = 512
-# Mount points whose disks are the station's own.
-SYSTEM_MOUNTS = ("/", "/boot", "/boot/firmware", "/usr", "/var")
+# Mount points whose disks are the station's own. With a read-only root the
+# system disk is mounted below an overlay: raspi-config's overlay file system
+# and Ubuntu's overlayroot put the lower root at /media/root-ro, dracut and
+# live systems at /run/rootfsbase; any other overlay's lowerdir/upperdir is
+# read from the overlay mount itself (:func:`overlay_dirs`).
+SYSTEM_MOUNTS = (
+    "/",
+    "/boot",
+    "/boot/firmware",
+    "/usr",
+    "/var",
+    "/media/root-ro",
+    "/media/root-rw",
+    "/run/rootfsbase",
+)
 
 
 def _read(path: Path) -> str | None:
@@ -46,6 +60,26 @@ def mounted_devnums(proc: str | Path = "/proc") -> dict[str, list[str]]:
         if st.st_rdev:
             found.setdefault(f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}", []).append("[swap]")
     return found
+
+
+def overlay_dirs(proc: str | Path = "/proc") -> list[str]:
+    """Directories under an overlay mounted at a system mount point (lower and upper dirs).
+
+    On an overlay root, ``/`` has an anonymous device number: the disks the
+    system runs from are the ones holding these directories.
+    """
+    return overlay_dirs_in(_read(Path(proc) / "self" / "mountinfo") or "", SYSTEM_MOUNTS)
+
+
+def _holding_mount(path: str, mounts: Mapping[str, list[str]]) -> str | None:
+    """Device number of the mount that holds ``path`` (longest mount point prefix)."""
+    best, best_dev = "", None
+    for devnum, points in mounts.items():
+        for point in points:
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) > len(best):
+                best, best_dev = point, devnum
+    return best_dev
 
 
 def _disk_dirs(name: str, sys_root: Path) -> list[Path]:
@@ -94,16 +128,28 @@ def disk_of(devnum: str, sys_root: str | Path = "/sys") -> str | None:
 
 
 def system_disks(
-    sys_root: str | Path = "/sys", mounts: Mapping[str, list[str]] | None = None
+    sys_root: str | Path = "/sys",
+    mounts: Mapping[str, list[str]] | None = None,
+    overlays: list[str] | None = None,
 ) -> set[str]:
-    """Device nodes of the disks holding /, /boot and friends."""
-    mounts = mounted_devnums() if mounts is None else mounts
+    """Device nodes of the disks holding /, /boot and friends (below an overlay root too).
+
+    ``overlays``: the overlay directories of :func:`overlay_dirs` (read from
+    ``/proc`` when ``mounts`` is not given either).
+    """
+    if mounts is None:
+        mounts = mounted_devnums()
+        overlays = overlay_dirs() if overlays is None else overlays
+    devnums = {devnum for devnum, points in mounts.items() if set(points) & set(SYSTEM_MOUNTS)}
+    for directory in overlays or ():
+        holder = _holding_mount(directory, mounts)
+        if holder is not None:
+            devnums.add(holder)
     disks = set()
-    for devnum, points in mounts.items():
-        if any(point in SYSTEM_MOUNTS for point in points):
-            disk = disk_of(devnum, sys_root)
-            if disk:
-                disks.add(f"/dev/{disk}")
+    for devnum in devnums:
+        disk = disk_of(devnum, sys_root)
+        if disk:
+            disks.add(f"/dev/{disk}")
     return disks
 
 

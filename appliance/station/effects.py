@@ -51,7 +51,11 @@ class PowerOffSlot(Effect):
 
 @dataclass(frozen=True)
 class ExportReport(Effect):
-    """START on the ledger's totals: write the report to the content SSD (off this thread)."""
+    """START on the ledger's totals: write the report to the content SSD (off this thread).
+
+    Only asked for while no stick is being loaded (``Station.loading``); batches
+    wait until the export has ended, so the SSD is never read-write under the engine.
+    """
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ class TotalsLoaded(Event):
 
 @dataclass(frozen=True)
 class ReportExported(Event):
-    """How the operator's report export ended: ``saved``, ``no_content`` or ``failed``."""
+    """How the operator's report export ended: ``saved``, ``no_content``, ``failed`` or
+    ``busy`` (refused: the engine was still reading the content SSD)."""
 
     kind: ClassVar[str] = "report_exported"
     outcome: str

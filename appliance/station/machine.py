@@ -138,7 +138,10 @@ class Snapshot:
     last_activity: float
     batch_deadline: float | None
     totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
-    report: str | None = None  # the report export: exporting, saved, no_content, failed
+    #: the report export: exporting, saved, busy (refused: sticks loading), no_content, failed
+    report: str | None = None
+    #: sticks done (verified and committed) since the station started: the grid's count
+    run_done: int = 0
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -163,9 +166,14 @@ class Station:
         self._slots = [SlotView(n) for n in range(1, self.slots + 1)]
         self.content = ContentInfo()
         self.totals_done = 0
+        #: sticks done and verified since this station started (the grid's "done N"); never
+        #: replaced by the ledger's totals, so a restart starts it from 0
+        self.run_done = 0
         self.totals_failed: Counter[FailReason] = Counter()
         self.totals_all_time = False
         self.report: str | None = None
+        #: the station itself refused the export (sticks loading): cleared once idle
+        self._refused_while_loading = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -306,6 +314,7 @@ class Station:
         self, event: ev.ReportExported, now: float, effects: list[Effect]
     ) -> None:
         self.report = event.outcome
+        self._refused_while_loading = False  # the exporter's own "busy" stays until MENU
         effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
@@ -457,6 +466,7 @@ class Station:
         tier = event.tier if event.tier is not None else slot.tier
         self._slot_to(event.slot, "job_done", tier=tier, done=slot.total, speed=0.0, eta=0.0)
         self.totals_done += 1
+        self.run_done += 1
         effects.append(Beep("done"))
         effects.append(PowerOffSlot(event.slot))
         self._maybe_idle()
@@ -479,13 +489,21 @@ class Station:
             self.alert = self.confirm = None
             return
         if self.view == "totals" and self.totals_all_time:  # the ledger's: export its report
-            if self.report != "exporting":
-                self.report = "exporting"
-                effects.append(ExportReport())
+            if self.report == "exporting":
+                return
+            if self.loading():  # the engine reads the SSD: never remount it read-write now
+                log.info("report export refused: sticks are being loaded")
+                self.report = "busy"
+                self._refused_while_loading = True
+                return
+            self.report = "exporting"
+            effects.append(ExportReport())
             return
         if self.state in (StationState.READY, StationState.BUSY):
             waiting = [s.number for s in self._slots if s.state is SlotState.WAITING]
-            if waiting:
+            if waiting and self.report == "exporting":
+                self.batch_deadline = now  # held: starts as soon as the SSD is read-only again
+            elif waiting:
                 self._start_batch(waiting, effects)
 
     def _on_cancel_pressed(
@@ -528,6 +546,7 @@ class Station:
         self.view, self.selected = pages[(i + 1) % len(pages)]
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
+            self._refused_while_loading = False
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -575,8 +594,22 @@ class Station:
         self.batch_deadline = None
         effects.append(StartBatch(batch, tuple(jobs)))
 
+    def loading(self) -> bool:
+        """Whether the engine is (or is about to be) reading the content SSD.
+
+        A slot probing, wiping, loading or verifying (its batch being planned
+        counts: the slot is ``probing`` from the moment the batch is started),
+        or a batch window open (``auto`` feeding: sticks queued to start).
+        """
+        return any(s.state in ACTIVE for s in self._slots) or self.batch_deadline is not None
+
     def _schedule(self, now: float, effects: list[Effect]) -> None:
-        """Queue detected sticks and start batches whose window has closed."""
+        """Queue detected sticks and start batches whose window has closed.
+
+        ``batch_deadline`` is the ``auto`` window, or (either feeding) a START
+        held while a report export has the SSD read-write: no batch starts until
+        the export has ended (``ReportExported``).
+        """
         if self.state not in (StationState.READY, StationState.BUSY):
             return
         for s in list(self._slots):
@@ -584,15 +617,20 @@ class Station:
                 self._slot_to(s.number, "queued")
                 if self.feeding == "auto" and self.batch_deadline is None:
                     self.batch_deadline = now + self.batch_window
-        if self.feeding != "auto" or self.batch_deadline is None:
+        if self.batch_deadline is None or now < self.batch_deadline:
             return
-        if now >= self.batch_deadline:
-            waiting = [s.number for s in self._slots if s.state is SlotState.WAITING]
-            if waiting:
-                self._start_batch(waiting, effects)
-            self.batch_deadline = None
+        if self.report == "exporting":
+            return  # the SSD is read-write for the report: the batch waits for ReportExported
+        waiting = [s.number for s in self._slots if s.state is SlotState.WAITING]
+        if waiting:
+            self._start_batch(waiting, effects)
+        self.batch_deadline = None
 
     def _expire(self, now: float) -> None:
+        if self._refused_while_loading and not self.loading():  # idle: START saves it now
+            self._refused_while_loading = False
+            if self.report == "busy":
+                self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None
         if self.confirm is not None and now >= self.confirm.until:
@@ -602,10 +640,11 @@ class Station:
 
     def next_deadline(self) -> float | None:
         """When the station next needs a Tick even if nothing happens (window, alert expiry)."""
+        held = self.report == "exporting"  # a due batch waits for ReportExported, not a tick
         times = [
             t
             for t in (
-                self.batch_deadline,
+                None if held else self.batch_deadline,
                 self.alert.until if self.alert else None,
                 self.confirm.until if self.confirm else None,
             )
@@ -632,4 +671,5 @@ class Station:
             batch_deadline=self.batch_deadline,
             totals_all_time=self.totals_all_time,
             report=self.report,
+            run_done=self.run_done,
         )

@@ -103,6 +103,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "report.saved": ("Report saved on SSD", "SSD에 보고서 저장함"),
     "report.no_content": ("Insert content SSD", "콘텐츠 SSD를 넣으세요"),
     "report.failed": ("Report not saved", "보고서 저장 실패"),
+    "report.busy": ("Finish loading first", "작업을 먼저 끝내세요"),
     "totals.done": ("Done", "완료"),
     "totals.failed": ("Failed", "실패"),
     "totals.none": ("No failures", "실패 없음"),
@@ -129,6 +130,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "USB가 아닌 디스크입니다. 빼세요.",
     ),
     "reject.other": ("Not loadable. Remove it.", "쓸 수 없는 장치입니다. 빼세요."),
+    "reject.content_port": (
+        "Content SSD goes in the content port.",
+        "콘텐츠 SSD는 콘텐츠 포트에 꽂으세요.",
+    ),
     "confirm.slot": ("Cancel slot {slot}?", "{slot}번 칸을 취소할까요?"),
     "confirm.all": ("Cancel all?", "모두 취소할까요?"),
     "confirm.yes": ("CANCEL again: yes", "CANCEL 다시: 예"),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from appliance.station import events as ev
 from appliance.station.machine import Snapshot, Station
-from appliance.station.states import FailReason
+from appliance.station.states import ACTIVE, FailReason
 
 GB = 1000**3
 TIERS = (
@@ -117,16 +117,26 @@ def _totals_all_time() -> Snapshot:
 
 
 def _report(outcome: str) -> Callable[[], Snapshot]:
-    """The ledger's totals after START exported the report (``outcome`` as reported)."""
+    """The ledger's totals after START asked for the report (``outcome`` as reported).
+
+    ``busy``: sticks are still loading, so the export is refused at once. Any
+    other outcome: the running sticks were cancelled first (the station idle),
+    then START exported.
+    """
 
     def make() -> Snapshot:
         station = _busy()
+        if outcome != "busy":
+            for slot in station.snapshot().slots:
+                if slot.state in ACTIVE:
+                    station.apply(ev.JobFailed(slot.number, FailReason.CANCELLED))
         station.apply(ev.TotalsLoaded(1287, ((FailReason.FAKE_CAPACITY, 41),)))
         while station.view != "totals":
             station.apply(ev.MenuPressed())
         station.apply(ev.StartPressed())
-        if outcome != "exporting":
+        if outcome not in ("exporting", "busy"):
             station.apply(ev.ReportExported(outcome))
+        assert station.report == outcome
         return station.snapshot()
 
     return make
@@ -179,10 +189,13 @@ def _damaged() -> Snapshot:
     return station.snapshot()
 
 
-def _rejected() -> Snapshot:
-    station, _ = _ready()
-    station.apply(ev.DeviceRejected(3, "not_storage"))
-    return station.snapshot()
+def _rejected(code: str = "not_storage") -> Callable[[], Snapshot]:
+    def make() -> Snapshot:
+        station, _ = _ready()
+        station.apply(ev.DeviceRejected(3, code))
+        return station.snapshot()
+
+    return make
 
 
 def _confirm(slot: int | None) -> Snapshot:
@@ -231,10 +244,12 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "totals_all_time": ("totals", _totals_all_time),
     "totals_report_saved": ("totals", _report("saved")),
     "totals_report_no_content": ("totals", _report("no_content")),
+    "totals_report_busy": ("totals", _report("busy")),
     "error_config": ("error_config", _config_error),
     "error_power": ("error_power", _undervoltage),
     "error_damaged": ("error_damaged", _damaged),
-    "error_rejected": ("error_rejected", _rejected),
+    "error_rejected": ("error_rejected", _rejected()),
+    "error_content_port": ("error_rejected", _rejected("content_port")),
     "confirm_slot": ("confirm", lambda: _confirm(1)),
     "confirm_all": ("confirm", lambda: _confirm(None)),
     "shutdown": ("shutdown", _shutdown),

@@ -266,7 +266,7 @@ def grid(p: Painter, snap: Snapshot, m: Messages) -> None:
         StationState.ERROR: "grid.error",
     }.get(snap.state, "grid.ready")
     waiting = sum(1 for s in snap.slots if s.state is SlotState.WAITING)
-    right = m("grid.done", n=snap.totals_done)
+    right = m("grid.done", n=snap.run_done)  # this run's; the totals page has all time
     if snap.feeding == "button" and waiting:
         right = m("grid.press_start", n=waiting)
     rw = p.text(60, 0, right, BODY, SAFE_W - 60, align="right")
@@ -364,7 +364,7 @@ def error_damaged(p: Painter, snap: Snapshot, m: Messages) -> None:
 
 
 def _reject_key(code: str) -> str:
-    return code if code in ("not_storage", "too_small", "too_large") else "other"
+    return code if code in ("not_storage", "too_small", "too_large", "content_port") else "other"
 
 
 def error_rejected(p: Painter, snap: Snapshot, m: Messages) -> None:

@@ -18,6 +18,14 @@ as content media when udev saw a ``content.labels`` filesystem label or the
 UUID of a filesystem that once held a verified pack on it
 (:mod:`.contentmarks`): such a disk is tried the same way and never wiped.
 
+``content.ports`` (opt-in; empty means any port): the USB ports where a
+content SSD may be mounted at all. A candidate or marked disk on any other
+port (or on no USB port) is never mounted, whatever its label or remembered
+UUID (a USB device can claim any size, bridge, model, label or UUID, and the
+kernel would parse its filesystem before the pack's signature is checked): it
+is shown as refused ("Content SSD goes in the content port") and, not being a
+``target``, is never loaded or wiped.
+
 The ledger (the service's) feeds the totals screen (:func:`totals_feed`), and
 START on that screen writes the ledger's report onto the content SSD
 (:func:`report_exporter`).
@@ -46,6 +54,7 @@ from appliance.content.pack import Pack
 from appliance.engine import LoadOptions
 from appliance.hotplug import events as hp
 from appliance.hotplug.classify import Verdict
+from appliance.hotplug.device import usb_port_from_id_path
 from appliance.hotplug.factory import make_monitor
 from appliance.service.app import Component, ServiceContext, StationBuild
 from appliance.service.interface import JobFinished, StationEvent
@@ -77,6 +86,15 @@ class StationHardware:
         self.content: InsertedContent | None = None
         self.content_disk: str | None = None
         self.marks = ContentMarks(config.content.labels, KnownContent(self.state_dir))
+        #: ``content.ports``: the only USB ports where a disk is mounted as content (empty: any)
+        self.content_ports = frozenset(p.strip() for p in config.content.ports if p.strip())
+        for port in sorted(self.content_ports):
+            if usb_port_from_id_path(port) != port:  # a typo: no disk would ever match it
+                log.error(
+                    "content.ports: %r is not a USB port path (like the PORT column of "
+                    "'flashstation devices list'); no content SSD can be mounted there",
+                    port,
+                )
         self.screen: ScreenThread | None = None
         self.buttons: Any = None
         self.indicator: Any = None
@@ -107,9 +125,21 @@ class StationHardware:
 
     # -- the content SSD -------------------------------------------------------------------------
 
+    def content_port(self, port: str | None) -> bool:
+        """Whether a disk on USB ``port`` may be mounted as content (``content.ports``)."""
+        return not self.content_ports or (port is not None and port in self.content_ports)
+
     def _try_content(
-        self, devname: str, slot: int | None, reason: str, marked: bool = False
+        self,
+        devname: str,
+        slot: int | None,
+        reason: str,
+        marked: bool = False,
+        port: str | None = None,
     ) -> None:
+        if not self.content_port(port):  # on_hotplug refused it already: never mount it
+            log.error("%s: not on a content port; not mounted", devname)
+            return
         callbacks = content_callbacks(self.post)
         device = self.marks.device_for(devname)
         try:
@@ -153,6 +183,22 @@ class StationHardware:
         marked = isinstance(event, hp.DriveArrived) and event.decision.verdict is Verdict.CONTENT
         if (
             isinstance(event, hp.DriveArrived)
+            and (marked or event.decision.rule in CONTENT_CANDIDATE_RULES)
+            and not self.content_port(event.port)
+        ):
+            log.warning(
+                "%s on port %s: a disk outside content.ports (%s); not mounted",
+                event.devname,
+                event.port or "(none)",
+                event.decision.rule,
+            )
+            if event.slot is not None:
+                self.post(
+                    ev.DeviceRejected(event.slot, "content_port", "a disk outside content.ports")
+                )
+            return
+        if (
+            isinstance(event, hp.DriveArrived)
             and marked
             and content is not None
             and event.devname != self.content_disk
@@ -167,7 +213,7 @@ class StationHardware:
             and (event.decision.rule in CONTENT_CANDIDATE_RULES or marked)
             and content is None
         ):
-            args = (event.devname, event.slot, event.decision.reason, marked)
+            args = (event.devname, event.slot, event.decision.reason, marked, event.port)
             threading.Thread(target=self._try_content, args=args, daemon=True).start()
             return
         if (
@@ -275,7 +321,9 @@ def service_build(context: ServiceContext) -> StationBuild:
             totals_feed(context, host),
         ],
     )
-    runner.report_exporter = report_exporter(context, hardware)
+    loader = runner.loader
+    busy = loader.busy if isinstance(loader, EngineLoader) else None
+    runner.report_exporter = report_exporter(context, hardware, busy=busy)
     return build_
 
 
@@ -283,18 +331,28 @@ def report_exporter(
     context: ServiceContext,
     hardware: StationHardware,
     mount_for: Callable[[Path], Mount] = SystemMount,
+    busy: Callable[[], bool] | None = None,
 ) -> Callable[[Post], None]:
     """START on the totals screen: the ledger's report onto the content SSD.
 
     Runs on its own thread (the runner starts it): the SSD, kept read-only, is
     remounted read-write only for the write and read-only again after it
     (``service.report.export_report``); the outcome goes back as an event.
+
+    The station asks for it only while no stick is loading; ``busy`` (the engine
+    loader's) checks once more, because a cancelled or pulled stick's slot is
+    free at once while its engine batch may still be winding down on the SSD:
+    then nothing is remounted and the outcome is ``busy``.
     """
 
     def export(post: Post) -> None:
         content = hardware.content
         if content is None or not content.ready:
             post(ev.ReportExported("no_content"))
+            return
+        if busy is not None and busy():
+            log.info("report export refused: the engine is still reading the content SSD")
+            post(ev.ReportExported("busy"))
             return
         try:
             written = export_report(
