@@ -287,6 +287,7 @@ def test_boot_settings_file_validates_as_shipped_and_uncommented(tmp_path: Path)
     config = load_layers([edited])
     assert config.ui.language == "ko" and config.station.slots == 16
     assert config.content.trusted_keys == ["/boot/firmware/flashstation-keys/signing.pub"]
+    assert config.content.ports == ["platform-fd500000.pcie-pci-0000:01:00.0-usb-0:2"]
 
 
 # -- the wrapper --------------------------------------------------------------------------
