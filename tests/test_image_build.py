@@ -269,6 +269,30 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert "Bogus" in result.stderr
 
 
+# Settings of usbguard-daemon.conf(5) in USBGuard 1.1 (Debian's default file has each one).
+USBGUARD_KEYS = {
+    "RuleFile", "RuleFolder", "ImplicitPolicyTarget", "PresentDevicePolicy",
+    "PresentControllerPolicy", "InsertedDevicePolicy", "AuthorizedDefault",
+    "RestoreControllerDeviceState", "DeviceManagerBackend", "IPCAllowedUsers",
+    "IPCAllowedGroups", "IPCAccessControlFiles", "DeviceRulesWithPort", "AuditBackend",
+    "AuditFilePath", "HidePII",
+}  # fmt: skip
+
+
+def test_usbguard_daemon_settings_are_known_and_strict() -> None:
+    """The daemon refuses to start on an unknown setting: no typos, and the policy is strict."""
+    text = (STAGE / "03-system-config" / "files" / "usbguard-daemon.conf").read_text()
+    settings = dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert set(settings) <= USBGUARD_KEYS
+    assert settings["ImplicitPolicyTarget"] == "block"
+    assert settings["PresentDevicePolicy"] == settings["InsertedDevicePolicy"] == "apply-policy"
+    assert settings["AuthorizedDefault"] == "none"
+    assert settings["HidePII"] == "true"
+    assert "RuleFolder" not in settings, "only our rules file is read"
+
+
 # -- the boot partition's settings file --------------------------------------------------
 
 
