@@ -628,7 +628,10 @@ def test_system_config_edits_boot_files_and_installs_units(
         if parts[:2] == ["systemctl", "enable"]:
             enabled |= set(parts[2:])
     assert enabled == {"flashstation.service", "flashstation-state.service", "usbguard.service"}
-    assert re.search(r"^\s*systemctl mask rpi-resize.service$", chroot, flags=re.M)
+    masked = {
+        w for line in chroot.splitlines() if "systemctl mask" in line for w in line.split()[2:]
+    }
+    assert {"rpi-resize.service", "resize2fs_once.service"} <= masked
     assert re.search(r"^\s*usermod --password '\*' \"?station\"?$", chroot, flags=re.M)
     assert re.search(r"^\s*usermod --password '\*' root$", chroot, flags=re.M)
 

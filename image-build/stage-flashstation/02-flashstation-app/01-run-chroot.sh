@@ -3,8 +3,8 @@
 # flashstation.service. --system-site-packages lets it use the Debian and
 # Raspberry Pi builds of python3-systemd, gpiozero's lgpio back-end and the
 # compiled libraries installed in 00-install-packages; pip installs the rest
-# (luma.oled, blake3, ...) from the package index configured in the image
-# (Raspberry Pi OS adds piwheels for 32-bit builds).
+# (luma.oled, blake3, ...) from the package indexes pip is configured with in
+# the image (/etc/pip.conf), so the build needs network access.
 VENV=/opt/flashstation/venv
 rm -rf "$VENV"
 python3 -m venv --system-site-packages "$VENV"

@@ -80,8 +80,9 @@ sed -i -E 's#^(\S+\s+/boot/firmware\s+vfat\s+)defaults(\s)#\1defaults,ro\2#' "${
 # --- units and accounts ----------------------------------------------------------
 on_chroot <<-EOF
 	systemctl enable flashstation.service flashstation-state.service usbguard.service
-	# The root partition must not grow into the space kept for partition 3.
-	systemctl mask rpi-resize.service
+	# The root partition must not grow into the space kept for partition 3
+	# (rpi-resize: trixie; resize2fs_once: bookworm branches of pi-gen).
+	systemctl mask rpi-resize.service resize2fs_once.service
 	# No password login for anyone: pi-gen needs a first user and (to skip the
 	# first-boot rename wizard) a password; build.sh gives a random one that is
 	# replaced here by "no password matches".
