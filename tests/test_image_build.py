@@ -831,3 +831,17 @@ def test_statefs_rejects_bad_arguments() -> None:
     assert statefs("--size", "big", "mount").returncode == 1
     assert statefs("frobnicate").returncode == 2
     assert statefs("mount", "unmount").returncode == 2
+
+
+def test_system_config_drops_bookworms_firstboot_resize(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, out = built
+    rootfs = fake_root(tmp_path / "rootfs")
+    bookworm = CMDLINE.replace(" resize\n", " quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n")
+    (rootfs / "boot/firmware/cmdline.txt").write_text(bookworm)
+    script = out / "stage-flashstation" / "03-system-config" / "00-run.sh"
+    assert run_host_script(script, rootfs, tmp_path / "log").returncode == 0
+    words = (rootfs / "boot/firmware/cmdline.txt").read_text().split()
+    assert not any(w.startswith("init=") for w in words)
+    assert "quiet" in words and "overlayroot=tmpfs:recurse=0" in words
