@@ -381,6 +381,7 @@ def test_dry_run_writes_a_config_pi_gen_can_source(tmp_path: Path) -> None:
     result = run_build("--dry-run", PIGEN=str(pigen), OUT=str(out), PYTHON=sys.executable)
     assert result.returncode == 0, result.stderr
     assert not (pigen / "called").exists(), "--dry-run must not run pi-gen"
+    assert not (pigen / "stage2" / "SKIP_IMAGES").exists(), "nor change the checkout"
     config = out / "config"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600  # it holds the build password
     values = source_config(config)
