@@ -100,6 +100,8 @@ assemble_stage() {
 	rm -rf "$stage"
 	cp -a "$HERE/$STAGE_NAME" "$stage"
 	build_wheel "$out/wheel"
+	# files/ holds only build products here, and git keeps no empty folders.
+	mkdir -p "$stage/02-flashstation-app/files" "$stage/03-system-config/files"
 	cp "$out"/wheel/flashstation-*.whl "$stage/02-flashstation-app/files/"
 	for file in "${SHARED_FILES[@]}"; do
 		[ -f "$HERE/$file" ] || die "image-build/$file is missing"
