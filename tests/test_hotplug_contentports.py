@@ -97,8 +97,8 @@ def station(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(
         station_host,
         "make_monitor",
-        lambda config, cb, salt, is_content=None: make_monitor(
-            config, cb, salt, is_content=is_content, source=hub.source
+        lambda config, cb, salt, is_content=None, state_dir=None: make_monitor(
+            config, cb, salt, is_content=is_content, source=hub.source, state_dir=state_dir
         ),
     )
     old = Device.pin_factory

@@ -19,7 +19,7 @@ from appliance.config import load_layers
 from appliance.hotplug import uhubctl
 from appliance.hotplug.learn import learn_slots, write_slots
 from appliance.hotplug.monitor import FakeSource
-from appliance.hotplug.slots import SlotMap
+from appliance.hotplug.slots import SlotMap, SlotStore
 from appliance.hotplug.state import UEvent
 
 ROOT = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1."
@@ -122,8 +122,16 @@ def test_cli_learn_with_fake_monitor_and_stdin(
     assert main(["slots", "learn", "-o", str(out)]) == 0
     assert load_layers([out]).hotplug.slots == {ROOT + "1.4": 1, ROOT + "2.1": 2}
     assert "2 slots written" in capsys.readouterr().out
-    assert main(["slots", "show", "-c", str(out)]) == 0
-    assert "slot  2  " + ROOT + "2.1" in capsys.readouterr().out
+    state = tmp_path / "state"
+    assert main(["slots", "show", "-c", str(out), "--state-dir", str(state)]) == 0
+    assert "slot  2  configured  " + ROOT + "2.1" in capsys.readouterr().out
+    # numbers the station remembered itself are listed too; a clash with the config is not
+    SlotStore(state).save({ROOT + "3.3": 3, ROOT + "3.1": 1, ROOT + "3.9": 9})
+    assert main(["slots", "show", "-c", str(out), "--state-dir", str(state)]) == 0
+    shown = capsys.readouterr().out
+    assert "slot  3  remembered  " + ROOT + "3.3" in shown
+    assert ROOT + "3.1" not in shown
+    assert "slots above 8 are not on the screen: not loaded there" in shown
 
 
 UHUBCTL_OUTPUT = """\

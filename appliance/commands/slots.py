@@ -45,6 +45,11 @@ def register(sub: Any) -> None:
     learn.set_defaults(handler=learn_command)
     show = slots_sub.add_parser("show", help="print the slot map of the configuration")
     show.add_argument("-c", "--config", action="append", default=[], metavar="FILE")
+    show.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the station remembers numbers (default: service.state_dir)",
+    )
     show.set_defaults(handler=show_command)
     hubs = slots_sub.add_parser("hubs", help="hubs with per-port power switching (uhubctl)")
     hubs.set_defaults(handler=hubs_command)
@@ -75,13 +80,23 @@ def learn_command(args: argparse.Namespace) -> int:
 
 
 def show_command(args: argparse.Namespace) -> int:
+    from appliance.hotplug.slots import SlotMap, SlotStore
+
     config = load_layers(args.config) if args.config else StationConfig()
     slots = config.hotplug.slots
-    if not slots:
+    state_dir = args.state_dir or config.service.state_dir
+    remembered = SlotMap(slots, SlotStore(state_dir)).remembered()
+    if not slots and not remembered:
         print("No slots learned: ports are numbered in the order sticks first appear.")
         return 0
-    for port, number in sorted(slots.items(), key=lambda item: item[1]):
-        print(f"slot {number:>2}  {port}")
+    rows = [(n, p, "configured") for p, n in slots.items()]
+    rows += [(n, p, "remembered") for p, n in remembered.items()]
+    for number, port, source in sorted(rows):
+        print(f"slot {number:>2}  {source:<10}  {port}")
+    if number_limit := config.station.slots:
+        beyond = sorted(n for n, _, _ in rows if n > number_limit)
+        if beyond:
+            print(f"(slots above {number_limit} are not on the screen: not loaded there)")
     return 0
 
 

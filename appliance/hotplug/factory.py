@@ -19,7 +19,7 @@ from appliance.hotplug.classify import Classifier, Context
 from appliance.hotplug.device import DeviceInfo
 from appliance.hotplug.events import HotplugEvent
 from appliance.hotplug.monitor import Monitor, PyudevSource, Source
-from appliance.hotplug.slots import SlotMap
+from appliance.hotplug.slots import SlotMap, SlotStore
 from appliance.hotplug.state import HotplugState, UEvent
 from appliance.hotplug.sysinfo import live_devices, mounted_devnums, overlay_dirs, system_disks
 from appliance.hotplug.usbpolicy import PolicyDecision, PolicyError, UsbPolicy, judge_properties
@@ -34,8 +34,14 @@ def make_monitor(
     is_content: Callable[[DeviceInfo], bool] | None = None,
     source: Source | None = None,
     sysfs_root: str | Path = "/sys",
+    state_dir: str | Path | None = None,
 ) -> Monitor:
-    """Build the monitor; ``source=None`` means real udev (pyudev)."""
+    """Build the monitor; ``source=None`` means real udev (pyudev).
+
+    With a ``state_dir``, numbers given to ports not in ``hotplug.slots`` are
+    remembered there (``slots.json``) across restarts; the monitor's
+    ``state.slots`` is the :class:`SlotMap` the station renumbers.
+    """
     real = source is None
     if source is None:
         source = PyudevSource(sysfs_root, poll_media=True)
@@ -61,9 +67,9 @@ def make_monitor(
                 policy = _enforcing(usb)
             except PolicyError as exc:
                 log.error("USB policy not enforced (%s); refused devices are only reported", exc)
-    state = HotplugState(
-        Classifier(context), SlotMap(config.slots), salt, policy=policy, settle=config.settle_time
-    )
+    store = SlotStore(state_dir) if state_dir is not None else None
+    slots = SlotMap(config.slots, store)
+    state = HotplugState(Classifier(context), slots, salt, policy=policy, settle=config.settle_time)
     return Monitor(source, state, callback)
 
 

@@ -155,6 +155,8 @@ class HotplugState:
                 drive = self._drives.get(devpath)
                 if drive is None or not drive.present:
                     continue
+                drive = replace(drive, slot=self.slots.slot_for(drive.port))
+                self._drives[devpath] = drive
                 if media:
                     d = drive
                     out.append(
@@ -165,9 +167,8 @@ class HotplugState:
         return out
 
     def _arrived(self, drive: Drive, size: int | None) -> HotplugEvent:
-        return DriveArrived(
-            drive.slot, drive.port, drive.devname, drive.drive_id, drive.decision, size
-        )
+        slot = self.slots.slot_for(drive.port) if drive.port is not None else drive.slot
+        return DriveArrived(slot, drive.port, drive.devname, drive.drive_id, drive.decision, size)
 
     def _with_partitions(self, devpath: str, info: DeviceInfo) -> DeviceInfo:
         known = {fs.devname: fs for fs in info.partitions}
@@ -277,11 +278,23 @@ class HotplugState:
             if present and self._hold(settle):
                 self._pending[devpath] = (deadline, event.size, True)
                 return []
-            return [MediaChanged(known.slot, known.port, updated.devname, ident, present, decision)]
+            slot = self.slots.slot_for(port) if present else self._now_slot(port, known.slot)
+            updated = replace(updated, slot=slot)
+            self._drives[devpath] = updated
+            return [MediaChanged(slot, known.port, updated.devname, ident, present, decision)]
         return []
 
+    def _now_slot(self, port: str | None, slot: int | None) -> int | None:
+        """The port's number now: the station may have renumbered the ports since arrival.
+
+        A port whose number was forgotten meanwhile has none (``None``: the station
+        ignores the event) rather than its old number, which another port may hold now.
+        """
+        return self.slots.peek(port) if port is not None else slot
+
     def _gone(self, drive: Drive, reason: str = "removed") -> DriveGone:
-        return DriveGone(drive.slot, drive.port, drive.devname, drive.drive_id, reason)
+        slot = self._now_slot(drive.port, drive.slot)
+        return DriveGone(slot, drive.port, drive.devname, drive.drive_id, reason)
 
     def _usb_device(self, event: UEvent) -> list[HotplugEvent]:
         props = event.properties
@@ -296,7 +309,8 @@ class HotplugState:
                     out.append(self._gone(gone))
             if rejected is not None and not below:
                 # the refused device was pulled: its slot's "remove it" message can go
-                out.append(DriveGone(rejected.slot, rejected.port, "", "", "removed"))
+                slot = self._now_slot(rejected.port, rejected.slot)
+                out.append(DriveGone(slot, rejected.port, "", "", "removed"))
             return out
         if event.action != "add" or self.policy is None:
             return []

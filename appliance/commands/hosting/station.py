@@ -251,7 +251,11 @@ class StationHardware:
         try:
             salt = load_salt(self.state_dir)
             self.monitor = make_monitor(
-                self.config.hotplug, self.on_hotplug, salt, is_content=self.marks.is_content
+                self.config.hotplug,
+                self.on_hotplug,
+                salt,
+                is_content=self.marks.is_content,
+                state_dir=self.state_dir,
             )
             self.monitor.start()
         except Exception as exc:
