@@ -204,15 +204,21 @@ def test_confirmation_expires() -> None:
     assert station.snapshot().slot(1).state is SlotState.PROBING
 
 
-def test_menu_cycles_main_details_totals() -> None:
+def test_menu_cycles_main_details_totals_ports() -> None:
     station, _ = make()
     ready(station)
     station.apply(ev.DriveArrived(3, 8 * GB))
     seen = []
-    for _ in range(4):
+    for _ in range(5):
         station.apply(ev.MenuPressed())
         seen.append((station.view, station.selected))
-    assert seen == [("detail", 3), ("totals", None), ("main", None), ("detail", 3)]
+    assert seen == [
+        ("detail", 3),
+        ("totals", None),
+        ("ports", None),  # "Number the ports"
+        ("main", None),
+        ("detail", 3),
+    ]
 
 
 def test_content_removed_mid_batch_fails_jobs_and_waits_for_content() -> None:

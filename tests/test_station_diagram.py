@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from appliance.station.states import SLOT_TRANSITIONS, STATION_TRANSITIONS, SlotState
+from appliance.station.states import (
+    PORTS_TRANSITIONS,
+    SLOT_TRANSITIONS,
+    STATION_TRANSITIONS,
+    SlotState,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 LINE = re.compile(r"^\s*(\w+)\s*-->\s*(\w+)\s*:\s*(\w+)\s*$")
@@ -33,13 +38,18 @@ def _as_text(table: frozenset[tuple[object, str, object]]) -> set[tuple[str, str
 
 
 def test_station_diagram_matches_table() -> None:
-    station, _slot = _diagrams()
+    station, _slot, _ports = _diagrams()
     assert station == _as_text(STATION_TRANSITIONS)
 
 
 def test_slot_diagram_matches_table() -> None:
-    _station, slot = _diagrams()
+    _station, slot, _ports = _diagrams()
     assert slot == _as_text(SLOT_TRANSITIONS)
+
+
+def test_ports_diagram_matches_table() -> None:
+    _station, _slot, ports = _diagrams()
+    assert ports == _as_text(PORTS_TRANSITIONS)
 
 
 def test_slot_table_is_deterministic() -> None:
@@ -51,7 +61,7 @@ def test_slot_table_is_deterministic() -> None:
 
 def test_parser_sees_a_missing_edge(tmp_path: Path) -> None:
     """The comparison is not vacuous: dropping one line makes the sets differ."""
-    station, _ = _diagrams()
+    station, _, _ = _diagrams()
     assert len(station) == len(STATION_TRANSITIONS) > 10
     station.discard(("busy", "jobs_idle", "ready"))
     assert station != _as_text(STATION_TRANSITIONS)

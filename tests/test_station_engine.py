@@ -89,9 +89,9 @@ def test_hotplug_events_become_station_events() -> None:
     callback(hp.DriveGone(3, "1-1.3", "/dev/sdc", "id3"))
     callback(hp.DriveGone(None, None, "/dev/sdz", "idz"))  # no slot: ignored
     assert posted == [
-        ev.DriveArrived(3, 8 * 10**9, device="/dev/sdc", drive_id="id3"),
-        ev.DeviceRejected(4, "too_large", "2 TB"),
-        ev.DeviceRejected(6, "not_storage", "HID interface"),
+        ev.DriveArrived(3, 8 * 10**9, device="/dev/sdc", drive_id="id3", port="1-1.3"),
+        ev.DeviceRejected(4, "too_large", "2 TB", port="1-1.4"),
+        ev.DeviceRejected(6, "not_storage", "HID interface", port="1-1.6"),
         ev.DriveGone(7),
         ev.DriveGone(3),
     ]

@@ -300,17 +300,25 @@ def from_hotplug(post: Post) -> Callable[[hp.HotplugEvent], None]:
             decision = event.decision
             if decision.verdict is Verdict.TARGET:
                 size = getattr(event, "size", None) or 0
-                post(ev.DriveArrived(slot, size, device=event.devname, drive_id=event.drive_id))
+                post(
+                    ev.DriveArrived(
+                        slot,
+                        size,
+                        device=event.devname,
+                        drive_id=event.drive_id,
+                        port=event.port or "",
+                    )
+                )
             elif decision.rule in SILENT_RULES:
                 log.info("slot %d: %s (%s), not shown", slot, decision.verdict, decision.reason)
             elif decision.verdict in (Verdict.IGNORE, Verdict.SYSTEM):
                 code = REJECT_CODES.get(decision.rule, "other")
-                post(ev.DeviceRejected(slot, code, decision.reason))
+                post(ev.DeviceRejected(slot, code, decision.reason, port=event.port or ""))
             # Verdict.CONTENT: the content watcher handles the SSD
         elif isinstance(event, (hp.DriveGone, hp.MediaChanged)):
             post(ev.DriveGone(slot))
         elif isinstance(event, hp.DeviceRejected):
-            post(ev.DeviceRejected(slot, "not_storage", event.reason))
+            post(ev.DeviceRejected(slot, "not_storage", event.reason, port=event.port or ""))
 
     return callback
 

@@ -61,3 +61,16 @@ class ExportReport(Effect):
 @dataclass(frozen=True)
 class RunShutdownHooks(Effect):
     """Flush the ledger and whatever else registered; then the runner stops."""
+
+
+@dataclass(frozen=True)
+class ForgetPorts(Effect):
+    """Numbering the ports began: drop every remembered port number (configured ones stay)."""
+
+
+@dataclass(frozen=True)
+class NumberPort(Effect):
+    """Give USB port ``port`` the slot number ``number`` and save it (state directory)."""
+
+    port: str
+    number: int

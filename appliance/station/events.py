@@ -132,6 +132,8 @@ class DriveArrived(Event):
     capacity: int
     device: str = ""
     drive_id: str = ""
+    #: the USB port key (``hotplug.slots`` form); numbering the ports learns it
+    port: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class DeviceRejected(Event):
     #: message key in the catalogue (``reject.<code>``) and free detail for the log
     code: str = "not_storage"
     detail: str = ""
+    #: the USB port key, when known (numbering the ports learns it)
+    port: str = ""
 
 
 # -- jobs (from the loader) -----------------------------------------------------------------

@@ -15,6 +15,15 @@ Feeding (``station.feeding``):
   the content). A stick plugged in while other batches run opens its own
   window and starts without waiting for them (continuous feeding).
 - ``button``: sticks wait; START starts every waiting slot as one batch.
+
+Numbering the ports (MENU's last page, "Number the ports"): START there, while
+nothing is loading and no stick is in, forgets the remembered port numbers
+(effect ``ForgetPorts``) and numbers ports in plug order: each stick (or any
+device) plugged gives its port the next number not configured in
+``hotplug.slots`` (effect ``NumberPort``, saved at once) and its slot becomes
+``numbered`` ("take it out"): it is never queued, so nothing is loaded or wiped
+while numbering, nor afterwards until it is plugged in again. START, MENU or
+CANCEL ends it, as does the last slot numbered or a shutdown.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from appliance.station.effects import (
     CancelJob,
     Effect,
     ExportReport,
+    ForgetPorts,
     JobRequest,
+    NumberPort,
     PowerOffSlot,
     RunShutdownHooks,
     StartBatch,
@@ -40,8 +51,10 @@ from appliance.station.effects import (
 from appliance.station.states import (
     ACTIVE,
     FailReason,
+    PortsState,
     SlotState,
     StationState,
+    ports_target,
     slot_target,
     station_targets,
 )
@@ -142,6 +155,16 @@ class Snapshot:
     report: str | None = None
     #: sticks done (verified and committed) since the station started: the grid's count
     run_done: int = 0
+    #: numbering the ports: the number the next plugged port gets (None: not numbering)
+    numbering: bool = False
+    next_port: int | None = None
+    #: what the last plug while numbering did: ("saved" | "already" | "fixed", number),
+    #: or ("done", how many ports) when it ended
+    ports_note: tuple[str, int] | None = None
+    #: ports numbered in the last (or current) numbering
+    ports_numbered: int = 0
+    #: why START on the ports page would not start numbering: busy, sticks, fixed ("" : it would)
+    ports_blocked: str = ""
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -156,6 +179,8 @@ class Station:
     batch_window: float = 5.0
     clock: Callable[[], float] = field(default=lambda: 0.0)
     history_size: int = 1000
+    #: slot numbers configured in ``hotplug.slots``: numbering the ports never gives them
+    fixed_slots: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         if not 1 <= self.slots <= 16:
@@ -183,6 +208,10 @@ class Station:
         self.batch_deadline: float | None = None
         self.next_batch = 1
         self.last_activity = self.clock()
+        self.ports = PortsState.OFF
+        #: port key -> number given while numbering (this or the last numbering)
+        self._numbered: dict[str, int] = {}
+        self.ports_note: tuple[str, int] | None = None
         self.history: deque[tuple[float, str, str, str, str]] = deque(maxlen=self.history_size)
         self._queue: queue.Queue[ev.Event] = queue.Queue()
 
@@ -250,6 +279,14 @@ class Station:
         self._slots[number - 1] = new
         return new
 
+    def _ports_to(self, trigger: str) -> None:
+        target = ports_target(self.ports, trigger)
+        if target is None:
+            raise TransitionError(f"ports: {self.ports} --{trigger}--> ? not allowed")
+        log.info("ports: %s -> %s (%s)", self.ports, target, trigger)
+        self.history.append((self.clock(), "ports", str(self.ports), trigger, str(target)))
+        self.ports = target
+
     def _update(self, number: int, **changes: object) -> None:
         """Change a slot's data (progress, speed) without changing its state."""
         self._slots[number - 1] = replace(self._slots[number - 1], **changes)  # type: ignore[arg-type]
@@ -298,6 +335,8 @@ class Station:
 
     def _on_shutdown(self, event: ev.Event, now: float, effects: list[Effect]) -> None:
         self._station_to("shutdown")
+        if self.ports is PortsState.NUMBERING:
+            self._ports_to("numbering_done")
         self._fail_active(FailReason.CANCELLED)
         self._unqueue_waiting()
         self.batch_deadline = None
@@ -370,7 +409,10 @@ class Station:
     # -- handlers: drives ---------------------------------------------------------------------
 
     def _on_drive_arrived(self, event: ev.DriveArrived, now: float, effects: list[Effect]) -> None:
-        if not self._valid_slot(event.slot):
+        if self.ports is PortsState.NUMBERING:
+            self._number_port(event.slot, event.port, effects)
+            return
+        if self._beyond(event.slot, now, effects) or not self._valid_slot(event.slot):
             return
         if not self._can(event.slot, "drive_arrived"):
             log.warning(
@@ -420,7 +462,10 @@ class Station:
     def _on_device_rejected(
         self, event: ev.DeviceRejected, now: float, effects: list[Effect]
     ) -> None:
-        if not self._valid_slot(event.slot):
+        if self.ports is PortsState.NUMBERING and event.port:
+            self._number_port(event.slot, event.port, effects)  # any device numbers its port
+            return
+        if self._beyond(event.slot, now, effects) or not self._valid_slot(event.slot):
             return
         if self._can(event.slot, "device_rejected"):
             self._slot_to(event.slot, "device_rejected", reject_code=event.code)
@@ -483,6 +528,9 @@ class Station:
     # -- handlers: buttons --------------------------------------------------------------------
 
     def _on_start_pressed(self, event: ev.StartPressed, now: float, effects: list[Effect]) -> None:
+        if self.ports is PortsState.NUMBERING:
+            self._finish_numbering()
+            return
         if self._dismiss_config_error():
             return
         if self.alert is not None or self.confirm is not None:
@@ -499,6 +547,9 @@ class Station:
             self.report = "exporting"
             effects.append(ExportReport())
             return
+        if self.view == "ports":  # START on "Number the ports": never starts loading
+            self._start_numbering(now, effects)
+            return
         if self.state in (StationState.READY, StationState.BUSY):
             waiting = [s.number for s in self._slots if s.state is SlotState.WAITING]
             if waiting and self.report == "exporting":
@@ -509,6 +560,9 @@ class Station:
     def _on_cancel_pressed(
         self, event: ev.CancelPressed, now: float, effects: list[Effect]
     ) -> None:
+        if self.ports is PortsState.NUMBERING:
+            self._finish_numbering()
+            return
         if self._dismiss_config_error():
             return
         if self.alert is not None:
@@ -530,6 +584,9 @@ class Station:
         self.confirm = Confirm(selected, now + CONFIRM_SECONDS)
 
     def _on_menu_pressed(self, event: ev.MenuPressed, now: float, effects: list[Effect]) -> None:
+        if self.ports is PortsState.NUMBERING:
+            self._finish_numbering()
+            return
         if self._dismiss_config_error():
             return
         if self.alert is not None or self.confirm is not None:
@@ -539,14 +596,88 @@ class Station:
         pages: list[tuple[str, int | None]] = [("main", None)]
         pages += [("detail", n) for n in occupied]
         pages.append(("totals", None))
+        pages.append(("ports", None))
         try:
             i = pages.index((self.view, self.selected))
         except ValueError:
             i = 0
         self.view, self.selected = pages[(i + 1) % len(pages)]
+        self.ports_note = None
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
             self._refused_while_loading = False
+
+    # -- numbering the ports ------------------------------------------------------------------
+
+    def ports_blocked(self) -> str:
+        """Why numbering cannot start now: ``busy`` (sticks loading or a report being
+        saved), ``sticks`` (a slot is not empty), ``fixed`` (every slot is configured);
+        ``""`` when it can."""
+        if self.loading() or self.report == "exporting":
+            return "busy"
+        if any(s.state is not SlotState.EMPTY for s in self._slots):
+            return "sticks"
+        if all(n in self.fixed_slots for n in range(1, self.slots + 1)):
+            return "fixed"
+        return ""
+
+    def _next_number(self) -> int | None:
+        given = set(self._numbered.values()) if self.ports is PortsState.NUMBERING else set()
+        for n in range(1, self.slots + 1):
+            if n not in self.fixed_slots and n not in given:
+                return n
+        return None
+
+    def _start_numbering(self, now: float, effects: list[Effect]) -> None:
+        blocked = self.ports_blocked()
+        if blocked or self.state in (StationState.STARTING, StationState.SHUTTING_DOWN):
+            log.info("numbering the ports refused: %s", blocked or self.state)
+            return
+        self._ports_to("number_ports")
+        self._numbered = {}
+        self.ports_note = None
+        effects.append(ForgetPorts())
+
+    def _number_port(self, slot: int | None, port: str, effects: list[Effect]) -> None:
+        """A device was plugged while numbering: its port gets the next number."""
+        if not port:
+            log.info("numbering: a device on no USB port ignored")
+            return
+        known = self._numbered.get(port)
+        if known is not None:  # the same port again (pulled and plugged back)
+            self.ports_note = ("already", known)
+            if self._can(known, "port_numbered"):
+                self._slot_to(known, "port_numbered")
+            return
+        if slot is not None and slot in self.fixed_slots:
+            self.ports_note = ("fixed", slot)
+            return
+        number = self._next_number()
+        if number is None:  # cannot happen: numbering ends with the last number
+            return
+        self._ports_to("port_numbered")
+        self._numbered[port] = number
+        if self._can(number, "port_numbered"):
+            self._slot_to(number, "port_numbered")
+        effects.append(NumberPort(port, number))
+        effects.append(Beep("done"))
+        self.ports_note = ("saved", number)
+        if self._next_number() is None:
+            self._finish_numbering()
+
+    def _finish_numbering(self) -> None:
+        self._ports_to("numbering_done")
+        self.view, self.selected = "ports", None
+        self.ports_note = ("done", len(self._numbered))
+
+    def _beyond(self, slot: int, now: float, effects: list[Effect]) -> bool:
+        """A device in a port numbered above the screen's slots: never loaded; say so."""
+        if slot <= self.slots:
+            return False
+        log.warning("slot %d is beyond the %d slots on the screen: not loaded", slot, self.slots)
+        self.alert = Alert("beyond", slot, now + ALERT_SECONDS)
+        effects.append(Beep("failed"))
+        return True
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -672,4 +803,9 @@ class Station:
             totals_all_time=self.totals_all_time,
             report=self.report,
             run_done=self.run_done,
+            numbering=self.ports is PortsState.NUMBERING,
+            next_port=self._next_number() if self.ports is PortsState.NUMBERING else None,
+            ports_note=self.ports_note,
+            ports_numbered=len(self._numbered),
+            ports_blocked=self.ports_blocked(),
         )

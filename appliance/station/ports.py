@@ -53,3 +53,14 @@ class Indicator(Protocol):
     def beep(self, what: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SlotNumbers(Protocol):
+    """Where port numbers live (``hotplug.slots.SlotMap`` with its store): told, never asked.
+
+    ``assign`` returns False for a configured port or number (configured numbers win).
+    """
+
+    def forget(self) -> None: ...
+
+    def assign(self, port: str, number: int) -> bool: ...

@@ -25,12 +25,14 @@ from appliance.station.effects import (
     CancelJob,
     Effect,
     ExportReport,
+    ForgetPorts,
+    NumberPort,
     PowerOffSlot,
     RunShutdownHooks,
     StartBatch,
 )
 from appliance.station.machine import Snapshot, Station
-from appliance.station.ports import Indicator, Loader, Post, Watcher
+from appliance.station.ports import Indicator, Loader, Post, SlotNumbers, Watcher
 from appliance.station.states import StationState
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class StationRunner:
         self.shutdown_hooks: list[Callable[[], None]] = []
         #: writes the report (on its own thread) and posts ReportExported; None: not hosted
         self.report_exporter: Callable[[Post], None] | None = None
+        #: where port numbers are kept (the hotplug monitor's slot map); None: not hosted
+        self.slot_numbers: SlotNumbers | None = None
         self.effects_log: list[Effect] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -159,6 +163,14 @@ class StationRunner:
                     threading.Thread(
                         target=exporter, args=(self.station.post,), name="report", daemon=True
                     ).start()
+            elif isinstance(effect, ForgetPorts):
+                if self.slot_numbers is not None:
+                    self.slot_numbers.forget()
+            elif isinstance(effect, NumberPort):
+                if self.slot_numbers is not None and not self.slot_numbers.assign(
+                    effect.port, effect.number
+                ):
+                    log.warning("slot %d not saved: configured in hotplug.slots", effect.number)
             elif isinstance(effect, RunShutdownHooks):
                 for hook in self.shutdown_hooks:
                     try:

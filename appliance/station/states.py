@@ -35,6 +35,15 @@ class SlotState(StrEnum):
     FAILED = "failed"
     REMOVED = "removed"
     REJECTED = "rejected"
+    #: a stick that numbered its port (MENU "Number the ports"): never loaded, take it out
+    NUMBERED = "numbered"
+
+
+class PortsState(StrEnum):
+    """Numbering the ports on the station (MENU page "Number the ports")."""
+
+    OFF = "off"
+    NUMBERING = "numbering"
 
 
 class FailReason(StrEnum):
@@ -113,12 +122,34 @@ SLOT_TRANSITIONS: frozenset[tuple[SlotState, str, SlotState]] = frozenset(
         *((s, "drive_gone", L.REMOVED) for s in _ACTIVE),
         (L.DONE, "drive_gone", L.EMPTY),
         (L.FAILED, "drive_gone", L.EMPTY),
+        (L.EMPTY, "port_numbered", L.NUMBERED),
+        (L.NUMBERED, "drive_gone", L.EMPTY),
+        (L.NUMBERED, "drive_arrived", L.DETECTED),
+    }
+)
+
+P = PortsState
+#: numbering the ports: START on the "ports" page starts it (nothing loading, no stick in);
+#: each stick plugged numbers its port; START/MENU/CANCEL, all slots numbered or a
+#: shutdown end it
+PORTS_TRANSITIONS: frozenset[tuple[PortsState, str, PortsState]] = frozenset(
+    {
+        (P.OFF, "number_ports", P.NUMBERING),
+        (P.NUMBERING, "port_numbered", P.NUMBERING),
+        (P.NUMBERING, "numbering_done", P.OFF),
     }
 )
 
 
 def station_targets(source: StationState, trigger: str) -> list[StationState]:
     return sorted(t for s, k, t in STATION_TRANSITIONS if s == source and k == trigger)
+
+
+def ports_target(source: PortsState, trigger: str) -> PortsState | None:
+    for s, k, t in PORTS_TRANSITIONS:
+        if s == source and k == trigger:
+            return t
+    return None
 
 
 def slot_target(source: SlotState, trigger: str) -> SlotState | None:

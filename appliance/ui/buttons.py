@@ -101,7 +101,7 @@ class GpioIndicator:
             state = states[i] if i < len(states) else "empty"
             if i < len(self._shown) and self._shown[i] == state:
                 continue
-            if state == "done":
+            if state in ("done", "numbered"):  # take it out (numbered: its port has a number)
                 led.on()
             elif state in self.BLINK:
                 led.blink(*self.BLINK[state])

@@ -198,6 +198,70 @@ def _rejected(code: str = "not_storage") -> Callable[[], Snapshot]:
     return make
 
 
+def _to_ports(station: Station) -> Station:
+    while station.view != "ports":
+        station.apply(ev.MenuPressed())
+    return station
+
+
+def _ports_idle() -> Snapshot:
+    station, _ = _ready(slots=8)
+    return _to_ports(station).snapshot()
+
+
+def _ports_busy() -> Snapshot:
+    return _to_ports(_busy()).snapshot()
+
+
+def _numbering(plugged: int) -> Callable[[], Snapshot]:
+    """Numbering the ports of an 8-slot station, ``plugged`` ports done (slot 2 configured)."""
+
+    def make() -> Snapshot:
+        clock = _Clock()
+        station = Station(slots=8, batch_window=0.0, clock=clock, fixed_slots=frozenset({2}))
+        for e in (ev.Started(), ev.ContentInserted(TITLE, VERSION, TIERS), ev.ContentVerified()):
+            station.apply(e)
+        _to_ports(station).apply(ev.StartPressed())
+        for i in range(plugged):
+            station.apply(ev.DriveArrived(9 + i, 8 * GB, port=f"usb-0:1.{i + 1}"))
+        return station.snapshot()
+
+    return make
+
+
+def _numbered_done() -> Snapshot:
+    station, _ = _ready(slots=8)
+    _to_ports(station).apply(ev.StartPressed())
+    for i in range(3):
+        station.apply(ev.DriveArrived(1, 8 * GB, port=f"usb-0:1.{i + 1}"))
+    station.apply(ev.StartPressed())  # finish: the three sticks are still in
+    return station.snapshot()
+
+
+def _numbered_grid() -> Snapshot:
+    station, _ = _ready(slots=8)
+    _to_ports(station).apply(ev.StartPressed())
+    for i in range(3):
+        station.apply(ev.DriveArrived(1, 8 * GB, port=f"usb-0:1.{i + 1}"))
+    station.apply(ev.StartPressed())
+    station.apply(ev.MenuPressed())  # back to the grid
+    return station.snapshot()
+
+
+def _numbered_detail() -> Snapshot:
+    station, _ = _ready(slots=8)
+    _to_ports(station).apply(ev.StartPressed())
+    station.apply(ev.DriveArrived(1, 8 * GB, port="usb-0:1.1"))
+    station.apply(ev.StartPressed())
+    return _select(station, 1)
+
+
+def _beyond() -> Snapshot:
+    station, _ = _ready(slots=8)
+    station.apply(ev.DriveArrived(9, 8 * GB, port="usb-0:1.9"))
+    return station.snapshot()
+
+
 def _confirm(slot: int | None) -> Snapshot:
     station = _busy()
     if slot is not None:
@@ -253,4 +317,12 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "confirm_slot": ("confirm", lambda: _confirm(1)),
     "confirm_all": ("confirm", lambda: _confirm(None)),
     "shutdown": ("shutdown", _shutdown),
+    "ports": ("ports", _ports_idle),
+    "ports_busy": ("ports", _ports_busy),
+    "ports_done": ("ports", _numbered_done),
+    "numbering_start": ("numbering", _numbering(0)),
+    "numbering": ("numbering", _numbering(2)),
+    "grid_numbered": ("grid", _numbered_grid),
+    "detail_numbered": ("detail", _numbered_detail),
+    "error_beyond": ("error_rejected", _beyond),
 }

@@ -176,6 +176,7 @@ _GLYPHS = {
     "failed": ["X.....X", ".X...X.", "..X.X..", "...X...", "..X.X..", ".X...X.", "X.....X"],
     "removed": ["...X...", "..XXX..", ".X.X.X.", "...X...", "...X...", "", "XXXXXXX"],
     "rejected": ["...X...", "...X...", "...X...", "...X...", "...X...", "", "...X..."],
+    "numbered": [".X...X.", "XXXXXXX", ".X...X.", ".X...X.", ".X...X.", "XXXXXXX", ".X...X."],
 }
 
 
@@ -295,6 +296,9 @@ def detail(p: Painter, snap: Snapshot, m: Messages) -> None:
     if slot.state is SlotState.REJECTED:
         p.wrap(0, y, m(f"reject.{_reject_key(slot.reject_code)}"), BODY, SAFE_W, 4)
         return
+    if slot.state is SlotState.NUMBERED:
+        p.wrap(0, y, m("detail.numbered"), BODY, SAFE_W, 3)
+        return
     size = size_text(slot.capacity)
     if slot.real_capacity is not None and slot.real_capacity < slot.capacity:
         size += " " + m("detail.real", size=size_text(slot.real_capacity))
@@ -364,7 +368,8 @@ def error_damaged(p: Painter, snap: Snapshot, m: Messages) -> None:
 
 
 def _reject_key(code: str) -> str:
-    return code if code in ("not_storage", "too_small", "too_large", "content_port") else "other"
+    known = ("not_storage", "too_small", "too_large", "content_port", "beyond")
+    return code if code in known else "other"
 
 
 def error_rejected(p: Painter, snap: Snapshot, m: Messages) -> None:
@@ -373,6 +378,36 @@ def error_rejected(p: Painter, snap: Snapshot, m: Messages) -> None:
     code = alert.code if alert else "other"
     y = title(p, m("error.rejected", slot=slot))
     p.wrap(0, y, m(f"reject.{_reject_key(code)}"), BODY, SAFE_W, 3)
+
+
+def ports(p: Painter, snap: Snapshot, m: Messages) -> None:
+    """MENU's last page: START numbers the ports again (when nothing is loading)."""
+    y = title(p, m("ports.title")) + 1
+    note = snap.ports_note
+    done = note is not None and note[0] == "done"
+    if note is not None and done:
+        p.text(0, y, m("ports.done", n=note[1]), BODY, SAFE_W)
+        y += BODY.line
+    if snap.ports_blocked:
+        p.wrap(0, y, m(f"ports.{snap.ports_blocked}"), BODY, SAFE_W, 2)
+        return
+    if not done:
+        p.wrap(0, y, m("ports.hint"), BODY, SAFE_W, 2)
+    p.text(0, SAFE_H - BODY.line, m("ports.start"), BODY, SAFE_W)
+
+
+NOTES = {"saved": "ports.saved", "already": "ports.already", "fixed": "ports.fixed_port"}
+
+
+def numbering(p: Painter, snap: Snapshot, m: Messages) -> None:
+    """Numbering the ports: which number the next plugged port gets, what the last did."""
+    y = title(p, m("ports.title")) + 2
+    if snap.next_port is not None:
+        p.text(0, y, m("ports.plug", n=snap.next_port), BODY, SAFE_W)
+    note = snap.ports_note
+    if note is not None and note[0] in NOTES:
+        p.text(0, y + BODY.line + 4, m(NOTES[note[0]], n=note[1]), BODY, SAFE_W)
+    p.text(0, SAFE_H - BODY.line, m("ports.finish"), BODY, SAFE_W)
 
 
 def confirm(p: Painter, snap: Snapshot, m: Messages) -> None:
@@ -403,6 +438,8 @@ SCREENS: dict[str, Screen] = {
     "error_rejected": error_rejected,
     "confirm": confirm,
     "shutdown": shutdown,
+    "ports": ports,
+    "numbering": numbering,
 }
 
 
@@ -412,6 +449,8 @@ def choose(snap: Snapshot) -> str:
         return "shutdown"
     if snap.state is StationState.STARTING:
         return "splash"
+    if snap.numbering:  # the operator's one task now; nothing else happens meanwhile
+        return "numbering"
     if snap.confirm is not None:
         return "confirm"
     if snap.alert is not None:
@@ -426,6 +465,8 @@ def choose(snap: Snapshot) -> str:
         return "detail"
     if snap.view == "totals":
         return "totals"
+    if snap.view == "ports":
+        return "ports"
     occupied = any(s.state is not SlotState.EMPTY for s in snap.slots)
     if snap.state is StationState.NO_CONTENT:
         return "no_content"

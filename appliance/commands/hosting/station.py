@@ -257,6 +257,9 @@ class StationHardware:
                 is_content=self.marks.is_content,
                 state_dir=self.state_dir,
             )
+            state = getattr(self.monitor, "state", None)
+            if state is not None:  # MENU "Number the ports" renumbers the monitor's map
+                runner.slot_numbers = state.slots
             self.monitor.start()
         except Exception as exc:
             log.error("hotplug monitor not started: %s", exc)
@@ -283,7 +286,13 @@ def build(
     None starts a batch's sticks together, sharing one read of the content.
     """
     s = config.station
-    station = Station(s.slots, s.feeding, s.batch_window, clock=time.monotonic)
+    station = Station(
+        s.slots,
+        s.feeding,
+        s.batch_window,
+        clock=time.monotonic,
+        fixed_slots=frozenset(config.hotplug.slots.values()),
+    )
     hardware = StationHardware(config, state_dir, station)
     e = config.engine
     loader = EngineLoader(
