@@ -233,6 +233,7 @@ def test_configured_ports_keep_their_numbers(tmp_path: Path, rigs: list[Rig]) ->
     assert rig.station.snapshot().next_port == 3  # 2 is configured
     rig.plug("1.9")
     assert rig.station.snapshot().ports_note == ("fixed", 2)
+    assert rig.states()[:2] == [SlotState.NUMBERED, SlotState.NUMBERED]  # both: take it out
     rig.plug("2.1")  # port 1 of a second hub on port 2
     rig.plug("1.3")
     assert rig.station.ports is PortsState.OFF  # 1, 3, 4 given: all slots numbered
@@ -338,3 +339,30 @@ def test_buttons_drive_the_numbering(tmp_path: Path, rigs: list[Rig]) -> None:
     finally:
         Device.pin_factory.reset()
         Device.pin_factory = old
+
+
+def test_event_api_second_lun_and_all_slots_configured() -> None:
+    """Without hotplug: a card reader's second LUN is no replug; all-configured refuses."""
+    station = Station(slots=3, batch_window=0.0, fixed_slots=frozenset({3}))
+    station.apply(ev.Started())
+    while station.view != "ports":
+        station.apply(ev.MenuPressed())
+    assert station.apply(ev.StartPressed()) == [ForgetPorts()]
+    effects = station.apply(ev.DriveArrived(7, 8 * GB, port="p1"))
+    assert NumberPort("p1", 1) in effects
+    assert station.apply(ev.DriveArrived(7, 8 * GB, port="p1")) == []  # its second LUN
+    assert station.snapshot().ports_note == ("saved", 1)
+    assert station.apply(ev.DriveArrived(8, 8 * GB)) == []  # no USB port: nothing to number
+    effects = station.apply(ev.DeviceRejected(9, "not_storage", port="p2"))  # a keyboard
+    assert NumberPort("p2", 2) in effects
+    assert station.ports is PortsState.OFF  # 1 and 2 given, 3 configured: done
+    assert station.snapshot().ports_note == ("done", 2)
+    assert station.snapshot().alert is None
+
+    full = Station(slots=2, fixed_slots=frozenset({1, 2}))
+    full.apply(ev.Started())
+    while full.view != "ports":
+        full.apply(ev.MenuPressed())
+    assert full.snapshot().ports_blocked == "fixed"
+    assert full.apply(ev.StartPressed()) == []
+    assert full.ports is PortsState.OFF

@@ -644,13 +644,17 @@ class Station:
             log.info("numbering: a device on no USB port ignored")
             return
         known = self._numbered.get(port)
-        if known is not None:  # the same port again (pulled and plugged back)
-            self.ports_note = ("already", known)
+        if known is not None:
+            if self._slots[known - 1].state is SlotState.NUMBERED:
+                return  # still in: another LUN of the same device (a card reader)
+            self.ports_note = ("already", known)  # pulled and plugged back
             if self._can(known, "port_numbered"):
                 self._slot_to(known, "port_numbered")
             return
-        if slot is not None and slot in self.fixed_slots:
+        if slot is not None and slot in self.fixed_slots:  # configured: it keeps its number
             self.ports_note = ("fixed", slot)
+            if slot <= self.slots and self._can(slot, "port_numbered"):
+                self._slot_to(slot, "port_numbered")  # take it out, like the others
             return
         number = self._next_number()
         if number is None:  # cannot happen: numbering ends with the last number

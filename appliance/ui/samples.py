@@ -256,6 +256,13 @@ def _numbered_detail() -> Snapshot:
     return _select(station, 1)
 
 
+def _ports_fixed() -> Snapshot:
+    clock = _Clock()
+    station = Station(slots=2, batch_window=0.0, clock=clock, fixed_slots=frozenset({1, 2}))
+    station.apply(ev.Started())
+    return _to_ports(station).snapshot()
+
+
 def _beyond() -> Snapshot:
     station, _ = _ready(slots=8)
     station.apply(ev.DriveArrived(9, 8 * GB, port="usb-0:1.9"))
@@ -320,6 +327,7 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "ports": ("ports", _ports_idle),
     "ports_busy": ("ports", _ports_busy),
     "ports_done": ("ports", _numbered_done),
+    "ports_fixed": ("ports", _ports_fixed),
     "numbering_start": ("numbering", _numbering(0)),
     "numbering": ("numbering", _numbering(2)),
     "grid_numbered": ("grid", _numbered_grid),
