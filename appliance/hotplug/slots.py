@@ -51,7 +51,10 @@ class SlotStore:
         """The remembered numbers; a missing file is empty, a bad one is empty with a warning."""
         try:
             raw_bytes = self.path.read_bytes()
-        except FileNotFoundError:
+        except FileNotFoundError:  # a new station: nothing remembered yet
+            log.info(
+                "slot numbers: no %s yet; ports are numbered as they are first seen", self.path
+            )
             return {}
         except OSError as exc:
             log.warning("slot numbers: cannot read %s (%s); starting fresh", self.path, exc)
@@ -152,7 +155,7 @@ class SlotMap:
         if port is None:
             return None
         with self._lock:
-            slot = self._configured.get(port) or self._remembered.get(port)
+            slot = self._configured.get(port, self._remembered.get(port))
             if slot is None:
                 taken = self._taken()
                 slot = next(n for n in range(1, len(taken) + 2) if n not in taken)
@@ -166,7 +169,7 @@ class SlotMap:
         if port is None:
             return None
         with self._lock:
-            return self._configured.get(port) or self._remembered.get(port)
+            return self._configured.get(port, self._remembered.get(port))
 
     def forget(self) -> None:
         """Drop every remembered number (configured ones stay); saved at once."""

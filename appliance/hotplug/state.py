@@ -116,8 +116,12 @@ class HotplugState:
             return sorted(self._drives.values(), key=lambda d: (d.slot or 0, d.devpath))
 
     def drive_in_slot(self, slot: int) -> Drive | None:
+        """The drive in ``slot`` by the port's number now (ports may have been renumbered)."""
         with self._lock:
-            return next((d for d in self._drives.values() if d.slot == slot), None)
+            drives = [
+                replace(d, slot=self._now_slot(d.port, d.slot)) for d in self._drives.values()
+            ]
+        return next((d for d in drives if d.slot == slot), None)
 
     def rejected(self) -> list[DeviceRejected]:
         with self._lock:
