@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -366,3 +367,84 @@ def test_event_api_second_lun_and_all_slots_configured() -> None:
     assert full.snapshot().ports_blocked == "fixed"
     assert full.apply(ev.StartPressed()) == []
     assert full.ports is PortsState.OFF
+
+
+def test_the_hosted_station_wires_numbering_to_its_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``flashstation run``'s build: the monitor remembers in the state dir, the runner
+    renumbers that monitor's map, configured slots are skipped; a restart keeps it."""
+    import time
+
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from appliance.commands.hosting import station as station_host
+    from appliance.config.schema import DisplayConfig, StationConfig, StationSection, UiConfig
+
+    hubs: list[FakeHub] = []
+
+    def fake_monitor(
+        config: HotplugConfig,
+        cb: Any,
+        salt: bytes,
+        is_content: Any = None,
+        state_dir: Path | None = None,
+    ) -> Any:
+        hub = FakeHub()
+        hubs.append(hub)
+        return make_monitor(
+            config, cb, salt, is_content=is_content, source=hub.source, state_dir=state_dir
+        )
+
+    monkeypatch.setattr(station_host, "make_monitor", fake_monitor)
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    state = tmp_path / "state"
+    state.mkdir()
+    config = StationConfig(
+        station=StationSection(feeding="button", slots=4),
+        ui=UiConfig(display=DisplayConfig(driver="dummy")),
+        hotplug=HotplugConfig(settle_time=0, slots={key("1.9"): 1}),
+    )
+
+    def boot() -> tuple[Any, Any, FakeHub]:
+        host, hardware = station_host.build(config, state)
+        hardware.start(host.runner)
+        host.runner.open()
+        host.runner.drain()
+        return host, hardware, hubs[-1]
+
+    def settle(host: Any, hardware: Any, raw: int) -> None:
+        assert hardware.monitor.wait_processed(raw)
+        time.sleep(0.05)
+        host.runner.drain()
+
+    try:
+        host, hardware, hub = boot()
+        station = host.runner.station
+        while station.view != "ports":
+            station.post(ev.MenuPressed())
+            host.runner.drain()
+        station.post(ev.StartPressed())
+        host.runner.drain()
+        assert station.ports is PortsState.NUMBERING and station.snapshot().next_port == 2
+        raw = len(hub.plug("1.3", size=8 * GB))
+        settle(host, hardware, raw)
+        assert station.snapshot().ports_note == ("saved", 2)
+        stored = json.loads((state / STORE_NAME).read_text())["slots"]
+        assert stored == {key("1.3"): 2}
+        hardware.stop()
+        host.runner.close()
+
+        host, hardware, hub = boot()  # restart
+        station = host.runner.station
+        raw = len(hub.plug("1.1", size=8 * GB)) + len(hub.plug("1.3", size=8 * GB))
+        settle(host, hardware, raw)
+        states = [s.state for s in station.snapshot().slots]
+        assert states == [SlotState.EMPTY, SlotState.DETECTED, SlotState.DETECTED, SlotState.EMPTY]
+        hardware.stop()
+        host.runner.close()
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = old
