@@ -351,7 +351,7 @@ def test_hosted_station_loads_a_labelled_pack_and_remembers_its_uuid(hosted: Any
     # a plain stick next to it is still loaded; the SSD is never a DriveArrived
     hosted.hub.plug("1.2")
     (arrived,) = hosted.posted.wait(lambda e: isinstance(e, ev.DriveArrived))
-    assert arrived.slot == 2
+    assert arrived.slot == 1  # the content SSD's port took no slot number
     # pulled: the content goes away with its disk
     hosted.hub.yank("1.1")
     assert hosted.posted.wait(lambda e: isinstance(e, ev.ContentRemoved))
@@ -360,7 +360,7 @@ def test_hosted_station_loads_a_labelled_pack_and_remembers_its_uuid(hosted: Any
     hosted.mounter.add("/dev/sda1", SAMPLE_PACK)
     inserted = hosted.posted.wait(lambda e: isinstance(e, ev.ContentInserted), count=2)
     assert len(inserted) == 2
-    assert [e.slot for e in hosted.posted.events if isinstance(e, ev.DriveArrived)] == [2]
+    assert [e.slot for e in hosted.posted.events if isinstance(e, ev.DriveArrived)] == [1]
 
 
 def test_seal_reminds_the_curator_of_the_content_label(
@@ -382,6 +382,6 @@ def test_hosted_station_second_content_media_is_refused(hosted: Any) -> None:
     assert hosted.posted.wait(lambda e: isinstance(e, ev.ContentInserted))
     hosted.hub.plug("1.2", filesystems=[("9999-0000", LABEL.lower())])
     (rejected,) = hosted.posted.wait(lambda e: isinstance(e, ev.DeviceRejected))
-    assert rejected.slot == 2 and "another is in use" in rejected.detail
+    assert rejected.slot == 1 and "another is in use" in rejected.detail  # numbered now
     assert hosted.hw.content.device == "/dev/sda1"
     assert not [e for e in hosted.posted.events if isinstance(e, ev.DriveArrived)]

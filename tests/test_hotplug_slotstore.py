@@ -185,3 +185,18 @@ def test_the_factory_remembers_in_the_state_dir(tmp_path: Path) -> None:
         finally:
             monitor.stop()
         assert [e.slot for e in received if isinstance(e, DriveArrived)] == expected
+
+
+def test_a_possible_content_ssd_takes_no_number(tmp_path: Path) -> None:
+    """The content SSD goes in first (the screen asks for it): its port must not keep slot 1."""
+    station = Station(tmp_path)
+    out = [e for ue in station.hub.plug("1.1", size=2 * 1000**4) for e in station.state.apply(ue)]
+    (disk,) = [e for e in out if isinstance(e, DriveArrived)]
+    assert disk.decision.rule == "too_large" and disk.slot is None
+    assert station.plug("1.2") == 1
+    assert [(type(e), e.slot) for e in station.yank("1.1")] == [(DriveGone, None)]
+    assert SlotMap(None, SlotStore(tmp_path)).remembered() == {key("1.2"): 1}
+    # a port that has a number keeps it for anything plugged there
+    station.yank("1.2")
+    out = [e for ue in station.hub.plug("1.2", size=2 * 1000**4) for e in station.state.apply(ue)]
+    assert [e.slot for e in out if isinstance(e, DriveArrived)] == [1]

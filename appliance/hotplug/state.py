@@ -47,6 +47,10 @@ from appliance.hotplug.slots import SlotMap
 from appliance.hotplug.usbpolicy import PolicyDecision, rejection_message
 
 PRESENT_ACTIONS = frozenset({"add", "change", "bind", "online", "move"})
+#: verdicts of disks that may be the content SSD: their port is given no slot number of its
+#: own (the content SSD would hold one for good: it is plugged first, as the screen asks);
+#: whoever shows such a disk as refused numbers its port then (``slots.slot_for``)
+UNNUMBERED_RULES = frozenset({"content", "too_large", "ata_bridge", "disk_model", "spinning"})
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class HotplugState:
                 drive = self._drives.get(devpath)
                 if drive is None or not drive.present:
                     continue
-                drive = replace(drive, slot=self.slots.slot_for(drive.port))
+                drive = replace(drive, slot=self._slot(drive.port, drive.decision))
                 self._drives[devpath] = drive
                 if media:
                     d = drive
@@ -170,8 +174,16 @@ class HotplugState:
                     out.append(self._arrived(drive, size))
         return out
 
+    def _slot(self, port: str | None, decision: Decision) -> int | None:
+        """The slot number of a disk arriving at ``port`` (given now to a new port)."""
+        if port is None:
+            return None
+        if decision.rule in UNNUMBERED_RULES:
+            return self.slots.peek(port)
+        return self.slots.slot_for(port)
+
     def _arrived(self, drive: Drive, size: int | None) -> HotplugEvent:
-        slot = self.slots.slot_for(drive.port) if drive.port is not None else drive.slot
+        slot = self._slot(drive.port, drive.decision) if drive.port is not None else drive.slot
         return DriveArrived(slot, drive.port, drive.devname, drive.drive_id, drive.decision, size)
 
     def _with_partitions(self, devpath: str, info: DeviceInfo) -> DeviceInfo:
@@ -262,9 +274,9 @@ class HotplugState:
         port = info.usb_port
         deadline = self.clock() + self.settle
         if known is None:
-            drive = Drive(
-                devpath, info.devname, port, self.slots.slot_for(port), ident, decision, present
-            )
+            held = present and self._hold(settle)  # numbered when announced, as it is then
+            slot = self.slots.peek(port) if held else self._slot(port, decision)
+            drive = Drive(devpath, info.devname, port, slot, ident, decision, present)
             self._drives[devpath] = drive
             if present and self._hold(settle):
                 self._pending[devpath] = (deadline, event.size, False)
@@ -282,7 +294,7 @@ class HotplugState:
             if present and self._hold(settle):
                 self._pending[devpath] = (deadline, event.size, True)
                 return []
-            slot = self.slots.slot_for(port) if present else self._now_slot(port, known.slot)
+            slot = self._slot(port, decision) if present else self._now_slot(port, known.slot)
             updated = replace(updated, slot=slot)
             self._drives[devpath] = updated
             return [MediaChanged(slot, known.port, updated.devname, ident, present, decision)]

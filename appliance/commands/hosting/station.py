@@ -43,6 +43,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ class StationHardware:
         self.monitor: Any = None
         self.menu_shutdown = False
         self._to_station = from_hotplug(self.post)
+        #: the hotplug monitor's slot map (None until started, or without a real monitor)
+        self.slot_map: Any = None
 
     def post(self, event: ev.Event) -> None:
         """Always through ``station.post`` as it is now (the service's host wraps it)."""
@@ -124,6 +127,16 @@ class StationHardware:
         return [self.content.root] if self.content is not None else []
 
     # -- the content SSD -------------------------------------------------------------------------
+
+    def number(self, slot: int | None, port: str | None) -> int | None:
+        """A slot number for showing a disk as refused.
+
+        Hotplug gives a possible content SSD's port no number of its own (the SSD
+        would hold it for good); a disk shown as refused gets one now.
+        """
+        if slot is None and port is not None and self.slot_map is not None:
+            return int(self.slot_map.slot_for(port))
+        return slot
 
     def content_port(self, port: str | None) -> bool:
         """Whether a disk on USB ``port`` may be mounted as content (``content.ports``)."""
@@ -156,8 +169,9 @@ class StationHardware:
             code = "too_large"
             if marked:  # a stick-sized drive may carry the label: not "a disk"
                 code, reason = "other", f"labelled as content but no valid pack ({exc})"
+            slot = self.number(slot, port)
             if slot is not None:
-                self.post(ev.DeviceRejected(slot, code, reason))
+                self.post(ev.DeviceRejected(slot, code, reason, port=port or ""))
             return
         self.content_disk = devname
         self.content = inserted
@@ -192,10 +206,10 @@ class StationHardware:
                 event.port or "(none)",
                 event.decision.rule,
             )
-            if event.slot is not None:
-                self.post(
-                    ev.DeviceRejected(event.slot, "content_port", "a disk outside content.ports")
-                )
+            slot = self.number(event.slot, event.port)
+            if slot is not None:
+                reason = "a disk outside content.ports"
+                self.post(ev.DeviceRejected(slot, "content_port", reason, port=event.port or ""))
             return
         if (
             isinstance(event, hp.DriveArrived)
@@ -203,10 +217,10 @@ class StationHardware:
             and content is not None
             and event.devname != self.content_disk
         ):
-            if event.slot is not None:
-                self.post(
-                    ev.DeviceRejected(event.slot, "other", "content media; another is in use")
-                )
+            slot = self.number(event.slot, event.port)
+            if slot is not None:
+                reason = "content media; another is in use"
+                self.post(ev.DeviceRejected(slot, "other", reason, port=event.port or ""))
             return
         if (
             isinstance(event, hp.DriveArrived)
@@ -226,6 +240,11 @@ class StationHardware:
             threading.Thread(target=content.close, name="content-close", daemon=True).start()
             self.post(ev.ContentRemoved())
             return
+        arrived = isinstance(event, hp.DriveArrived) or (
+            isinstance(event, hp.MediaChanged) and event.present
+        )
+        if arrived and event.slot is None:  # a disk the station shows as refused: numbered now
+            event = replace(event, slot=self.number(None, event.port))
         self._to_station(event)
 
     # -- life ------------------------------------------------------------------------------------
@@ -259,6 +278,7 @@ class StationHardware:
             )
             state = getattr(self.monitor, "state", None)
             if state is not None:  # MENU "Number the ports" renumbers the monitor's map
+                self.slot_map = state.slots
                 runner.slot_numbers = state.slots
             self.monitor.start()
         except Exception as exc:
