@@ -448,3 +448,38 @@ def test_the_hosted_station_wires_numbering_to_its_state_dir(
     finally:
         Device.pin_factory.reset()
         Device.pin_factory = old
+
+
+def test_numbering_in_the_simulator(tmp_path: Path) -> None:
+    """``flashstation demo``: its hub's ports are numbered like a station's (not saved)."""
+    from appliance.ui.simulator import Simulator
+
+    sim = Simulator(workdir=tmp_path, slots=4, batch_window=0.5, speed=1e9)
+    try:
+        sim.insert_content()
+        sim.advance(5)
+        while sim.station.view != "ports":
+            sim.press("menu")
+            sim.advance(0.1)
+        sim.press("start")
+        sim.advance(0.1)
+        assert sim.frame().name == "numbering"
+        for port in (3, 1):  # the operator's labels: port 3 is slot 1, port 1 is slot 2
+            sim.plug(port, 8 * GB)
+            sim.advance(0.5)
+            sim.pull(port)
+            sim.advance(0.5)
+        sim.press("start")
+        sim.advance(1)
+        assert sim.sim_loader.batches == []
+        sim.plug(3, 8 * GB)
+        sim.plug(1, 16 * GB)
+        sim.advance(30)
+        snap = sim.station.snapshot()
+        assert [str(s.state) for s in snap.slots[:2]] == ["done", "done"]
+        assert (snap.slot(1).capacity, snap.slot(2).capacity) == (8 * GB, 16 * GB)
+        sim.plug(2, 8 * GB)  # not numbered then: the next free number
+        sim.advance(0.5)
+        assert str(sim.station.snapshot().slot(3).state) != "empty"
+    finally:
+        sim.close()

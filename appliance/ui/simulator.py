@@ -30,6 +30,7 @@ import yaml
 from PIL import Image, ImageChops
 
 from appliance.errors import FlashStationError
+from appliance.hotplug.slots import SlotMap
 from appliance.station import events as ev
 from appliance.station.fakes import ManualWatcher, SimLoader, SimStick
 from appliance.station.machine import Station
@@ -46,6 +47,11 @@ SAMPLE_PACK = DATA / "sample-pack"
 TEST_KEY = DATA / "test-keys" / "sample-pack-TEST-ONLY.key.pub"
 DEMO_SCRIPT = DATA / "demo" / "session.yaml"
 STEP = 0.25  # simulated seconds per step in headless mode
+
+
+def port_key(port: int) -> str:
+    """The simulated hub's key for port ``port`` (a station's is the USB part of ID_PATH)."""
+    return f"sim-hub-port-{port}"
 
 
 class ScriptError(FlashStationError, ValueError):
@@ -139,7 +145,16 @@ class Simulator:
             clock=self.clock,
         )
         self.pack = sample_pack_info()
+        #: what is plugged into each simulated hub port (the script's "slot" is a port)
+        self.plugged: dict[int, SimStick] = {}
+        #: the same sticks by the slot number their port has now (the loaders read this)
         self.sticks: dict[int, SimStick] = {}
+        self._port_of_slot: dict[int, int] = {}
+        #: port numbers as on a station (not saved): port N starts as slot N, and the
+        #: "Number the ports" page renumbers them
+        self.slot_map = SlotMap()
+        for n in range(1, self.slots + 1):
+            self.slot_map.assign(port_key(n), n)
         self.sim_loader = SimLoader(tiers=self.pack.tiers, sticks=self.sticks)
         if self.engine and self.loader is None:
             self.loader = self._engine_loader()
@@ -148,6 +163,7 @@ class Simulator:
         self.runner = StationRunner(
             self.station, self.loader or self.sim_loader, [self.drives, self.content_watch]
         )
+        self.runner.slot_numbers = self.slot_map
         self.content: _ContentSim | None = None
         self.inserted: Any = None  # engine mode: the real InsertedContent (verified for real)
         self.rejected: set[int] = set()
@@ -170,7 +186,7 @@ class Simulator:
 
         def target_for(job: JobRequest) -> Any:
             stick = self.sticks[job.slot]
-            path = self.image_path(job.slot)
+            path = self.image_path(self._port_of_slot.get(job.slot, job.slot))
             if stick.fake:
                 return wrap_around_target(
                     path, claimed=stick.capacity, real=stick.real_capacity or 0
@@ -189,8 +205,24 @@ class Simulator:
 
     # -- hardware actions ---------------------------------------------------------------------
 
-    def image_path(self, slot: int) -> Path:
-        return self.dir / f"slot{slot:02d}.img"
+    def image_path(self, port: int) -> Path:
+        return self.dir / f"slot{port:02d}.img"
+
+    def _number(self, port: int) -> int:
+        """The port's slot number (a port seen for the first time gets the next free one)."""
+        number = self.slot_map.slot_for(port_key(port))
+        assert number is not None  # only a None port has none
+        return number
+
+    def _resync(self) -> None:
+        """``sticks`` by the number each port has now (ports may have been renumbered)."""
+        self.sticks.clear()
+        self._port_of_slot.clear()
+        for port, stick in self.plugged.items():
+            number = self.slot_map.peek(port_key(port))
+            if number is not None:
+                self.sticks[number] = stick
+                self._port_of_slot[number] = port
 
     def plug(
         self,
@@ -200,33 +232,45 @@ class Simulator:
         bad_at: float | None = None,
         read_only: bool = False,
     ) -> None:
-        """A stick of ``size`` bytes in ``slot`` (a sparse image file of that size)."""
-        if slot in self.sticks or slot in self.rejected:
-            raise ScriptError(f"slot {slot} is not empty")
-        path = self.image_path(slot)
+        """A stick of ``size`` bytes in port ``slot`` (a sparse image file of that size)."""
+        port = slot
+        if port in self.plugged or port in self.rejected:
+            raise ScriptError(f"slot {port} is not empty")
+        path = self.image_path(port)
         with open(path, "wb") as f:
             f.truncate(real if real is not None and self.engine else size)
-        self.sticks[slot] = SimStick(size, real, self.speed, read_only, bad_at)
-        self.drives.emit(ev.DriveArrived(slot, size, device=str(path)))
+        self.plugged[port] = SimStick(size, real, self.speed, read_only, bad_at)
+        number = self._number(port)
+        self._resync()
+        self.drives.emit(ev.DriveArrived(number, size, device=str(path), port=port_key(port)))
 
     def keyboard(self, slot: int) -> None:
-        """A keyboard-like USB device: the policy refuses it."""
-        if slot in self.sticks or slot in self.rejected:
-            raise ScriptError(f"slot {slot} is not empty")
-        self.rejected.add(slot)
-        self.drives.emit(ev.DeviceRejected(slot, "not_storage", "HID interface"))
+        """A keyboard-like USB device in port ``slot``: the policy refuses it."""
+        port = slot
+        if port in self.plugged or port in self.rejected:
+            raise ScriptError(f"slot {port} is not empty")
+        self.rejected.add(port)
+        number = self._number(port)
+        self.drives.emit(
+            ev.DeviceRejected(number, "not_storage", "HID interface", port=port_key(port))
+        )
 
     def pull(self, slot: int) -> None:
-        if slot in self.rejected:
-            self.rejected.discard(slot)
-        elif self.sticks.pop(slot, None) is not None:
-            self.image_path(slot).unlink(missing_ok=True)
+        """Pull whatever is in port ``slot``."""
+        port = slot
+        if port in self.rejected:
+            self.rejected.discard(port)
+        elif self.plugged.pop(port, None) is not None:
+            self.image_path(port).unlink(missing_ok=True)
         else:
-            raise ScriptError(f"slot {slot} is empty")
-        self.drives.emit(ev.DriveGone(slot))
+            raise ScriptError(f"slot {port} is empty")
+        self._resync()
+        number = self.slot_map.peek(port_key(port))
+        if number is not None:  # a port whose number was cleared reports no slot (as hotplug)
+            self.drives.emit(ev.DriveGone(number))
 
     def toggle(self, slot: int, size: int = 8 * 1000**3) -> None:
-        if slot in self.sticks or slot in self.rejected:
+        if slot in self.plugged or slot in self.rejected:
             self.pull(slot)
         else:
             self.plug(slot, size)
@@ -291,6 +335,7 @@ class Simulator:
             if fraction >= 1.0:
                 c.verified = True
                 self.content_watch.emit(ev.ContentVerified())
+        self._resync()  # numbers given while numbering the ports
         if self.loader is None:
             self.sim_loader.advance(now)
         if drain:
