@@ -49,6 +49,12 @@ DEMO_SCRIPT = DATA / "demo" / "session.yaml"
 STEP = 0.25  # simulated seconds per step in headless mode
 
 
+def _replace_in_place(table: dict[int, Any], new: dict[int, Any]) -> None:
+    for gone in [k for k in table if k not in new]:
+        table.pop(gone, None)
+    table.update(new)
+
+
 def port_key(port: int) -> str:
     """The simulated hub's key for port ``port`` (a station's is the USB part of ID_PATH)."""
     return f"sim-hub-port-{port}"
@@ -216,13 +222,15 @@ class Simulator:
 
     def _resync(self) -> None:
         """``sticks`` by the number each port has now (ports may have been renumbered)."""
-        self.sticks.clear()
-        self._port_of_slot.clear()
-        for port, stick in self.plugged.items():
+        ports: dict[int, int] = {}
+        for port in list(self.plugged):
             number = self.slot_map.peek(port_key(port))
             if number is not None:
-                self.sticks[number] = stick
-                self._port_of_slot[number] = port
+                ports[number] = port
+        sticks = {n: self.plugged[p] for n, p in ports.items() if p in self.plugged}
+        # in place and never emptied on the way: a loader's thread may be reading them
+        _replace_in_place(self.sticks, sticks)
+        _replace_in_place(self._port_of_slot, ports)
 
     def plug(
         self,
