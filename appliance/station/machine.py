@@ -155,14 +155,13 @@ class Snapshot:
     report: str | None = None
     #: sticks done (verified and committed) since the station started: the grid's count
     run_done: int = 0
-    #: numbering the ports: the number the next plugged port gets (None: not numbering)
+    #: the ports are being numbered (MENU "Number the ports")
     numbering: bool = False
+    #: the number the next plugged port gets (None: not numbering)
     next_port: int | None = None
     #: what the last plug while numbering did: ("saved" | "already" | "fixed", number),
     #: or ("done", how many ports) when it ended
     ports_note: tuple[str, int] | None = None
-    #: ports numbered in the last (or current) numbering
-    ports_numbered: int = 0
     #: why START on the ports page would not start numbering: busy, sticks, fixed ("" : it would)
     ports_blocked: str = ""
 
@@ -810,6 +809,5 @@ class Station:
             numbering=self.ports is PortsState.NUMBERING,
             next_port=self._next_number() if self.ports is PortsState.NUMBERING else None,
             ports_note=self.ports_note,
-            ports_numbered=len(self._numbered),
             ports_blocked=self.ports_blocked(),
         )
