@@ -483,3 +483,13 @@ def test_numbering_in_the_simulator(tmp_path: Path) -> None:
         assert str(sim.station.snapshot().slot(3).state) != "empty"
     finally:
         sim.close()
+
+
+def test_start_behind_a_config_error_screen_does_not_number() -> None:
+    station = Station(slots=2)
+    station.apply(ev.ConfigError("/boot/firmware/flashstation.yaml", 3, "bad"))
+    assert station.state is StationState.ERROR
+    while station.view != "ports":  # invisible: the error screen stays
+        station.apply(ev.MenuPressed())
+    assert station.apply(ev.StartPressed()) == []
+    assert station.ports is PortsState.OFF

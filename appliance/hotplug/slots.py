@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 STORE_NAME = "slots.json"
 STORE_VERSION = 1
-#: more ports than any hub chain a station could carry: a file with more is not ours
-MAX_REMEMBERED = 256
+#: far more ports than a station meets in its life: a file with more is not ours
+MAX_REMEMBERED = 4096
 
 
 class SlotStore:

@@ -629,6 +629,8 @@ class Station:
 
     def _start_numbering(self, now: float, effects: list[Effect]) -> None:
         blocked = self.ports_blocked()
+        if self.config_error is not None:  # its screen hides the page: START is not for us
+            blocked = "config error"
         if blocked or self.state in (StationState.STARTING, StationState.SHUTTING_DOWN):
             log.info("numbering the ports refused: %s", blocked or self.state)
             return
