@@ -7,6 +7,10 @@ the registered hooks (the ledger flush). Observers get a fresh
 :class:`~.machine.Snapshot` after every event; they run on this thread and
 must only hand the snapshot over (the screen renders on its own thread).
 
+``ForgetPorts`` and ``NumberPort`` (numbering the ports) go to ``slot_numbers``,
+which writes one small file (fsync) on this thread: they only happen while no
+stick is loading, and the screen renders on its own thread meanwhile.
+
 Two ways to run: :meth:`StationRunner.start` (a daemon thread; real time)
 and :meth:`StationRunner.drain` (apply everything queued now, on the
 caller's thread; for deterministic tests and the scripted simulator).
