@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 ALERT_SECONDS = 5.0
 CONFIRM_SECONDS = 6.0
 PHASE_TRIGGERS = {"wipe": "phase_wipe", "load": "phase_load", "verify": "phase_verify"}
+#: the states after a shutdown began; only the events in ``_WHILE_ENDING`` still count
+ENDING = frozenset({StationState.SHUTTING_DOWN, StationState.STOPPED, StationState.POWEROFF_FAILED})
+_WHILE_ENDING = frozenset(
+    {"job_failed", "job_done", "job_progress", "tick", "service_stopped", "poweroff_failed"}
+)
 
 
 class TransitionError(RuntimeError):
@@ -142,6 +147,8 @@ class Snapshot:
     report: str | None = None
     #: sticks done (verified and committed) since the station started: the grid's count
     run_done: int = 0
+    #: stopped after MENU held and the service is powering the system off
+    powering_off: bool = False
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -180,6 +187,8 @@ class Station:
         self.alert: Alert | None = None
         self.config_error: ev.ConfigError | None = None
         self.undervoltage = False
+        #: after an operator shutdown: the service is powering the system off
+        self.powering_off = False
         self.batch_deadline: float | None = None
         self.next_batch = 1
         self.last_activity = self.clock()
@@ -212,13 +221,8 @@ class Station:
             raise TypeError(f"unknown event kind {event.kind!r}")
         if event.kind.endswith("_pressed") or event.kind == "menu_held":
             self.last_activity = now
-        if self.state is StationState.SHUTTING_DOWN and event.kind not in (
-            "job_failed",
-            "job_done",
-            "job_progress",
-            "tick",
-        ):
-            log.debug("shutting down: ignored %s", event.kind)
+        if self.state in ENDING and event.kind not in _WHILE_ENDING:
+            log.debug("%s: ignored %s", self.state, event.kind)
             return effects
         handler(event, now, effects)
         self._schedule(now, effects)
@@ -304,6 +308,22 @@ class Station:
         self.confirm = None
         effects.append(CancelAll())
         effects.append(RunShutdownHooks())
+
+    def _on_service_stopped(
+        self, event: ev.ServiceStopped, now: float, effects: list[Effect]
+    ) -> None:
+        """The orderly stop has ended (jobs cancelled, the ledger closed): safe to unplug."""
+        if self.state is StationState.SHUTTING_DOWN:
+            self.powering_off = event.powering_off
+            self._station_to("service_stopped")
+
+    def _on_poweroff_failed(
+        self, event: ev.PowerOffFailed, now: float, effects: list[Effect]
+    ) -> None:
+        if self.state is StationState.STOPPED:
+            log.error("power-off failed: %s", event.detail or "no reason given")
+            self.powering_off = False
+            self._station_to("poweroff_failed")
 
     def _on_totals_loaded(self, event: ev.TotalsLoaded, now: float, effects: list[Effect]) -> None:
         self.totals_done = event.done
@@ -672,4 +692,5 @@ class Station:
             totals_all_time=self.totals_all_time,
             report=self.report,
             run_done=self.run_done,
+            powering_off=self.powering_off,
         )

@@ -138,10 +138,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "confirm.all": ("Cancel all?", "모두 취소할까요?"),
     "confirm.yes": ("CANCEL again: yes", "CANCEL 다시: 예"),
     "confirm.no": ("MENU: no", "MENU: 아니요"),
-    "shutdown.title": ("Shutting down", "끄는 중"),
+    "shutdown.title": ("Shutting down…", "끄는 중…"),
     "shutdown.hint": (
-        "Unplug power when the screen is dark.",
-        "화면이 꺼지면 전원을 빼세요.",
+        "Stopping jobs, saving records. Do not unplug yet.",
+        "작업을 멈추고 기록을 저장합니다. 아직 빼지 마세요.",
+    ),
+    "shutdown.safe": ("Safe to unplug", "전원을 빼도 됩니다"),
+    "shutdown.safe_hint": (
+        "Records saved. You can unplug the power now.",
+        "기록을 저장했습니다. 이제 전원을 빼세요.",
+    ),
+    "shutdown.failed": ("Power-off failed", "끄기 실패"),
+    "shutdown.failed_hint": (
+        "Records are saved. Unplug the power now.",
+        "기록은 저장했습니다. 이제 전원을 빼세요.",
     ),
     "unit.seconds": ("{n} s", "{n}초"),
     "unit.minutes": ("{n} min", "{n}분"),

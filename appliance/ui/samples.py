@@ -216,6 +216,22 @@ def _shutdown() -> Snapshot:
     return station.snapshot()
 
 
+def _stopped() -> Snapshot:
+    """MENU held, then the service stopped everything in order and closed the ledger."""
+    station = _busy()
+    station.apply(ev.MenuHeld())
+    station.apply(ev.ServiceStopped(powering_off=True))
+    return station.snapshot()
+
+
+def _poweroff_failed() -> Snapshot:
+    station = _busy()
+    station.apply(ev.MenuHeld())
+    station.apply(ev.ServiceStopped(powering_off=True))
+    station.apply(ev.PowerOffFailed("systemctl: exit status 1"))
+    return station.snapshot()
+
+
 def _splash() -> Snapshot:
     return _station()[0].snapshot()
 
@@ -253,4 +269,6 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "confirm_slot": ("confirm", lambda: _confirm(1)),
     "confirm_all": ("confirm", lambda: _confirm(None)),
     "shutdown": ("shutdown", _shutdown),
+    "stopped": ("stopped", _stopped),
+    "poweroff_failed": ("poweroff_failed", _poweroff_failed),
 }
