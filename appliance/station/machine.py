@@ -143,7 +143,8 @@ class Snapshot:
     last_activity: float
     batch_deadline: float | None
     totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
-    #: the report export: exporting, saved, busy (refused: sticks loading), no_content, failed
+    #: the report export: exporting, saved, busy (refused: sticks loading), checking (refused:
+    #: the content SSD is still being checked), no_content, failed
     report: str | None = None
     #: sticks done (verified and committed) since the station started: the grid's count
     run_done: int = 0
@@ -181,6 +182,8 @@ class Station:
         self.report: str | None = None
         #: the station itself refused the export (sticks loading): cleared once idle
         self._refused_while_loading = False
+        #: the station itself refused the export (content being checked): cleared after
+        self._refused_while_checking = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -335,6 +338,7 @@ class Station:
     ) -> None:
         self.report = event.outcome
         self._refused_while_loading = False  # the exporter's own "busy" stays until MENU
+        self._refused_while_checking = False
         effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
@@ -511,6 +515,11 @@ class Station:
         if self.view == "totals" and self.totals_all_time:  # the ledger's: export its report
             if self.report == "exporting":
                 return
+            if self.state is StationState.CHECKING_CONTENT:  # inserted, its check reads it
+                log.info("report export refused: the content SSD is still being checked")
+                self.report = "checking"
+                self._refused_while_checking = True
+                return
             if self.loading():  # the engine reads the SSD: never remount it read-write now
                 log.info("report export refused: sticks are being loaded")
                 self.report = "busy"
@@ -567,6 +576,7 @@ class Station:
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
             self._refused_while_loading = False
+            self._refused_while_checking = False
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -650,6 +660,10 @@ class Station:
         if self._refused_while_loading and not self.loading():  # idle: START saves it now
             self._refused_while_loading = False
             if self.report == "busy":
+                self.report = None
+        if self._refused_while_checking and self.state is not StationState.CHECKING_CONTENT:
+            self._refused_while_checking = False  # checked (or gone): the hint comes back
+            if self.report == "checking":
                 self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None

@@ -104,6 +104,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "report.no_content": ("Insert content SSD", "콘텐츠 SSD를 넣으세요"),
     "report.failed": ("Report not saved", "보고서 저장 실패"),
     "report.busy": ("Finish loading first", "작업을 먼저 끝내세요"),
+    "report.checking": ("Wait: checking content", "콘텐츠 검사 중: 기다리세요"),
     "totals.done": ("Done", "완료"),
     "totals.failed": ("Failed", "실패"),
     "totals.none": ("No failures", "실패 없음"),

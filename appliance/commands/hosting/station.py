@@ -387,8 +387,11 @@ def report_exporter(
 
     def export(post: Post) -> None:
         content = hardware.content
-        if content is None or not content.ready:
+        if content is None:
             post(ev.ReportExported("no_content"))
+            return
+        if not content.ready:  # inserted; its check is still reading it
+            post(ev.ReportExported("checking"))
             return
         if busy is not None and busy():
             log.info("report export refused: the engine is still reading the content SSD")
