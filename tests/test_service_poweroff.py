@@ -409,3 +409,19 @@ def test_running_jobs_are_recorded_cancelled_before_the_poweroff(tmp_path: Path)
     call = recorder.calls[0]
     assert call["ledger_closed"]
     assert [state for state, _ in call["jobs"]] == ["cancelled"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--fake-poweroff", "/nonexistent/x"],  # the real station would be hosted
+        ["run", "--fake-station", "--fake-shutdown-after", "1"],  # would run systemctl
+    ],
+)
+def test_the_stand_in_shutdown_never_reaches_the_real_power_off(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appliance.cli import main
+
+    assert main(argv) == 2
+    assert "fake" in capsys.readouterr().err
