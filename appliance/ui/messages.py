@@ -141,8 +141,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "confirm.no": ("MENU: no", "MENU: 아니요"),
     "shutdown.title": ("Shutting down…", "끄는 중…"),
     "shutdown.hint": (
-        "Stopping jobs, saving records. Do not unplug yet.",
-        "작업을 멈추고 기록을 저장합니다. 아직 빼지 마세요.",
+        "Stopping jobs, saving records. Do not unplug the power yet.",
+        "작업을 멈추고 기록을 저장합니다. 아직 전원을 빼지 마세요.",
     ),
     "shutdown.safe": ("Safe to unplug", "전원을 빼도 됩니다"),
     "shutdown.safe_hint": (
