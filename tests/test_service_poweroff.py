@@ -9,12 +9,15 @@ only ever given harmless stand-in commands.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -425,3 +428,82 @@ def test_the_stand_in_shutdown_never_reaches_the_real_power_off(
 
     assert main(argv) == 2
     assert "fake" in capsys.readouterr().err
+
+
+class GateObserver:
+    """The content observer, held at the first chunk: the engine is mid-load (sector 0
+    already zeroed, the partition table not yet written) for as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def chunk(self, source: Any, offset: int, data: bytes) -> None:
+        self.reached.set()
+        self.release.wait(30)
+
+    def file_done(self, source: Any) -> None:
+        pass
+
+
+def _sector0(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(512)
+
+
+def _partition_table(path: Path) -> str:
+    """blkid, an independent judge: the partition table type on ``path``, or ''."""
+    out = subprocess.run(
+        ["blkid", "-p", "-o", "value", "-s", "PTTYPE", str(path)], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@pytest.mark.skipif(not shutil.which("sfdisk") or not shutil.which("blkid"), reason="util-linux")
+def test_menu_hold_mid_load_leaves_the_stick_blank_and_counted_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole chain: a stick the real engine is loading, MENU held, the service's stop,
+    the ledger closed, then the (fake) power-off. The stick, a donor's with a partition
+    table, ends with none (commit last), and the ledger counts it cancelled, never done."""
+    from appliance.content import load_trusted, open_pack
+    from appliance.ui.simulator import SAMPLE_PACK, TEST_KEY
+
+    stick = tmp_path / "stick.img"
+    with open(stick, "wb") as f:
+        f.truncate(80 * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", str(stick)], input="2048,,c\n", text=True, check=True)
+    assert _partition_table(stick) == "dos"  # the donor's table
+    service, hosted, recorder = _hosted_service(tmp_path, monkeypatch, SYSTEMD)
+    gate = GateObserver()
+    thread, result = _run_in_thread(service)
+    try:
+        wait_until(lambda: "watchdog" in service.started)
+        hardware = hosted.hardware
+        assert hosted.build is not None
+        hosted.build.station.runner.loader.observer = lambda: gate  # type: ignore[attr-defined]
+        pack = open_pack(SAMPLE_PACK, load_trusted([TEST_KEY]))
+        hardware.content = SimpleNamespace(
+            ready=True, source=pack, root=SAMPLE_PACK, device="/dev/fake", close=lambda: None
+        )
+        hardware.post(ev.ContentInserted("Sample", "1", ()))
+        hardware.post(ev.ContentVerified())
+        hardware.post(ev.DriveArrived(2, 80 * 1024 * 1024, device=str(stick), drive_id="d2"))
+        if not gate.reached.wait(30):
+            service.request_stop()
+            pytest.fail("the engine never started reading the content")
+        # mid-load: the worker has zeroed sector 0 (a stick cancelled while still probing
+        # was never written and keeps the donor's table; that is the engine's business)
+        wait_until(lambda: _sector0(stick) == bytes(512))
+        hardware.post(ev.MenuHeld())
+        wait_until(lambda: hardware.station.state is not StationState.BUSY)
+    finally:
+        gate.release.set()
+        thread.join(60)
+    assert result == [EXIT_SHUT_DOWN]
+    assert len(recorder.calls) == 1
+    call = recorder.calls[0]
+    assert call["ledger_closed"]
+    assert [state for state, _ in call["jobs"]] == ["cancelled"]
+    assert _partition_table(stick) == ""  # no table: no reader sees a half-loaded stick
+    assert hardware.station.state is StationState.STOPPED

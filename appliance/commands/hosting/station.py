@@ -264,9 +264,10 @@ class StationHardware:
     def show_last(self, snapshot: Snapshot) -> None:
         """After the screen thread has ended: draw ``snapshot`` and keep it on the OLED.
 
-        luma blanks the display when the process exits unless ``persist`` is set; the
-        Pi 4 keeps the 3.3 V rail (the OLED's supply) on after it halts, so the frame
-        drawn here is what the operator reads until the plug is pulled.
+        luma blanks the display when the process exits unless ``persist`` is set; a Pi 4
+        (bootloader default ``POWER_OFF_ON_HALT=0``) keeps the 3.3 V rail, the OLED's
+        supply, on after it halts, so the frame drawn here is what the operator reads
+        until the plug is pulled.
         """
         screen = self.screen
         if screen is None:
