@@ -324,7 +324,7 @@ class Station:
         self, event: ev.PowerOffFailed, now: float, effects: list[Effect]
     ) -> None:
         if self.state is StationState.STOPPED:
-            log.error("power-off failed: %s", event.detail or "no reason given")
+            log.info("power-off failed (%s): the screen says so", event.detail or "no reason")
             self.powering_off = False
             self._station_to("poweroff_failed")
 
