@@ -49,13 +49,23 @@ def wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
-def test_unit(work: Path, real: bool = False) -> str:
+def test_unit(work: Path, real: bool = False, shutdown: str = "") -> str:
+    """The shipped unit with test paths. ``shutdown`` ("ok" or "refused"): the stand-in
+    asks for the operator shutdown (MENU held) after 1.5 s, and its power-off only writes
+    ``poweroff-<shutdown>`` (never systemctl)."""
     text = UNIT.read_text()
     state = work / "state"
     exec_start = (
         f"ExecStart={sys.executable} -m appliance run --fake-station 0.2 "
         f"--state-dir {state} --config {work}/none.yaml --fake-hang-file {work}/hang"
     )
+    if shutdown:
+        exec_start = (
+            f"ExecStart={sys.executable} -m appliance run --fake-station 0.2 "
+            f"--state-dir {work}/shutdown-state --config {work}/none.yaml "
+            f"--fake-shutdown-after 1.5 --fake-poweroff {work}/poweroff-{shutdown}"
+            + (" --fake-poweroff-refused" if shutdown == "refused" else "")
+        )
     if real:  # the real station (no screen, no GPIO here: a dummy display)
         (work / "real.yaml").write_text("ui:\n  display:\n    driver: dummy\n")
         exec_start = (
@@ -166,6 +176,22 @@ def main() -> int:
         stopped = systemctl("stop", "flashstation")
         result["real_stop_rc"] = stopped.returncode
         result["real_after_stop"] = show("ActiveState", "Result")
+        # MENU held (the stand-in asks after 1.5 s): the service ends itself, and systemd,
+        # for all its Restart=always, must not start it again (RestartPreventExitStatus=)
+        for outcome in ("ok", "refused"):
+            (units / "flashstation.service").write_text(test_unit(work, shutdown=outcome))
+            systemctl("daemon-reload", check=True)
+            systemctl("reset-failed", "flashstation")
+            started = systemctl("start", "flashstation")
+            result[f"shutdown_{outcome}_start_rc"] = started.returncode
+            ended = wait_for(
+                lambda: show("ActiveState")["ActiveState"] in ("inactive", "failed"), 20
+            )
+            result[f"shutdown_{outcome}_ended"] = ended
+            time.sleep(3.5)  # more than twice RestartSec: a restart would have happened
+            result[f"shutdown_{outcome}"] = show(
+                "ActiveState", "Result", "ExecMainStatus", "NRestarts", "StatusText"
+            )
     finally:
         systemctl("exit")
         try:

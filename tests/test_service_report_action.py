@@ -132,8 +132,8 @@ def test_exporter_without_content_or_with_a_failing_remount(tmp_path: Path) -> N
     with _ledger(tmp_path / "state") as ledger:
         context = ServiceContext(StationConfig(), ledger, Stagger(0), None)
         assert _export(context, None, None) == [ev.ReportExported("no_content")]
-        checking = SimpleNamespace(ready=False, root=ssd)
-        assert _export(context, checking, None) == [ev.ReportExported("no_content")]
+        checking = SimpleNamespace(ready=False, root=ssd)  # inserted, its check still running
+        assert _export(context, checking, None) == [ev.ReportExported("checking")]
         mount = FakeMount(ssd, fail_rw=True)
         posted = _export(context, SimpleNamespace(ready=True, root=ssd), mount)
     assert posted == [ev.ReportExported("failed")]

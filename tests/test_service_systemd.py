@@ -95,6 +95,25 @@ def test_real_systemd_notify_status_watchdog_restart(tmp_path: Path) -> None:
     assert real["StatusText"].startswith(("no_content", "starting", "ready", "error")), real
     assert result["real_stop_rc"] == 0 and result["real_after_stop"]["Result"] == "success"
     assert (tmp_path / "real-state" / "ledger.sqlite3").exists()
+    # MENU held under systemd: INVOCATION_ID set, so the (stand-in) power-off is asked for
+    # after the ledger closed; exit 10 (11 when refused) and systemd does not restart it
+    # (systemd 252 resets ExecMainStatus once a unit ends in success: 10 is SuccessExitStatus)
+    for outcome, status, state, res in (
+        ("ok", "0", "inactive", "success"),
+        ("refused", "11", "failed", "exit-code"),
+    ):
+        seen = result[f"shutdown_{outcome}"]
+        assert result[f"shutdown_{outcome}_start_rc"] == 0, result
+        assert result[f"shutdown_{outcome}_ended"], seen
+        assert (seen["ExecMainStatus"], seen["NRestarts"]) == (status, "0"), seen
+        assert (seen["ActiveState"], seen["Result"]) == (state, res), seen
+        assert (tmp_path / f"poweroff-{outcome}").read_text() == "power-off asked\n"
+    assert result["shutdown_refused"]["StatusText"] == "power-off failed: refused (stand-in)"
+    assert log.count("the ledger is closed; powering off") == 2
+    assert "power-off failed: refused (stand-in)" in log
+    with Ledger(tmp_path / "shutdown-state") as led:
+        totals = led.totals()
+    assert totals.running == 0 and totals.cancelled >= 1  # the running job was cancelled
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")

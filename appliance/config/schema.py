@@ -197,6 +197,10 @@ class ServiceConfig:
         default="/sys/devices/platform/soc/soc:firmware/get_throttled",
         metadata=doc("firmware get_throttled file; vcgencmd is used when missing"),
     )
+    poweroff: bool = field(
+        default=True,
+        metadata=doc("MENU held powers the Pi off (only when systemd started the service)"),
+    )
 
 
 @dataclass(frozen=True)

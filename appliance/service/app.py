@@ -18,12 +18,13 @@ lock is ever taken inside a signal handler.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,14 @@ from appliance.service.interface import Station, StationEvent
 from appliance.service.ledger import Ledger, LedgerWriter, Totals
 from appliance.service.notify import Notifier
 from appliance.service.power import PowerMonitor, Reader, Stagger, throttled_reader
+from appliance.service.poweroff import (
+    EXIT_POWEROFF_FAILED,
+    EXIT_SHUT_DOWN,
+    PowerOff,
+    PowerOffError,
+    SystemctlPowerOff,
+    poweroff_refusal,
+)
 from appliance.service.settings import LoadedConfig
 from appliance.service.watchdog import Heartbeat, Watchdog
 
@@ -64,6 +73,8 @@ class ServiceContext:
     salt: bytes = b""  # the station's salt, for hotplug's drive ids (same as the ledger's)
     #: called on the ledger's writer thread after each station event is recorded
     after_record: list[Callable[[StationEvent], None]] = field(default_factory=list)
+    #: the operator asked for a shutdown (MENU held): stop in order, then power off
+    request_shutdown: Callable[[], None] = lambda: None
 
     def totals(self, since: datetime | None = None) -> Totals:
         """The statistics screen's numbers (since start of the ledger, or ``since``)."""
@@ -72,10 +83,17 @@ class ServiceContext:
 
 @dataclass
 class StationBuild:
-    """What a station factory returns: its parts in start order, and the station."""
+    """What a station factory returns: its parts in start order, and the station.
+
+    After an operator shutdown, once everything has stopped and the ledger is closed,
+    the service calls ``on_stopped(powering_off)`` (the screen says it is safe to
+    unplug) and, if the power-off is refused, ``on_poweroff_failed(reason)``.
+    """
 
     station: Station
     parts: Sequence[Component] = field(default_factory=list)
+    on_stopped: Callable[[bool], None] | None = None
+    on_poweroff_failed: Callable[[str], None] | None = None
 
 
 StationFactory = Callable[[ServiceContext], StationBuild]
@@ -91,6 +109,8 @@ class Service:
         power_reader: Reader | None = None,
         loop_period: float = 0.5,
         state_dir: Path | None = None,
+        power_off: PowerOff | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.loaded = loaded
         self.config = loaded.config
@@ -100,8 +120,12 @@ class Service:
         self.power_reader = power_reader or throttled_reader(service.throttled_path)
         self.loop_period = loop_period
         self.state_dir = Path(state_dir or service.state_dir)
+        self.power_off: PowerOff = power_off or SystemctlPowerOff()
+        self.environ = os.environ if environ is None else environ
         self.heartbeat = Heartbeat()
         self.stop_requested = threading.Event()
+        self.shutdown_requested = threading.Event()
+        self.build: StationBuild | None = None
         self._dump_requested = threading.Event()
         self.ledger: Ledger | None = None
         self.writer: LedgerWriter | None = None
@@ -113,6 +137,12 @@ class Service:
     # -- signals --------------------------------------------------------------------
 
     def request_stop(self, *_: Any) -> None:
+        self.stop_requested.set()
+
+    def request_shutdown(self) -> None:
+        """The operator held MENU: stop in order, then power off (any thread)."""
+        log.info("shutdown asked on the station")
+        self.shutdown_requested.set()
         self.stop_requested.set()
 
     def request_dump(self, *_: Any) -> None:
@@ -153,8 +183,10 @@ class Service:
             self.loaded.source,
             self.ledger.salt,
             self.writer.after if self.writer is not None else [],
+            self.request_shutdown,
         )
         build = self.station_factory(context)
+        self.build = build
         self.station = build.station
         assert self.writer is not None
         self.station.add_listener(self.writer.send)
@@ -226,8 +258,44 @@ class Service:
                     log.exception("stopping %s failed", component.name)
             for signum, handler in old_signals.items():
                 signal.signal(signum, handler)
+            if self.shutdown_requested.is_set():
+                status = self._end_shutdown()
             log.info("flashstation stopped")
         return status
+
+    def _end_shutdown(self) -> int:
+        """After an operator shutdown: everything stopped and the ledger closed; power off.
+
+        Returns the exit status the unit never restarts on (``RestartPreventExitStatus=``),
+        so a refused power-off leaves its message on the screen instead of the main one.
+        """
+        refusal = poweroff_refusal(self.config.service, self.environ)
+        if refusal is not None:
+            log.info("shutdown from the station: stopped; not powering off (%s)", refusal)
+        self._tell_station("on_stopped", refusal is None)
+        if refusal is not None:
+            self.notifier.status("shut down from the station: safe to unplug")
+            return EXIT_SHUT_DOWN
+        log.info("shutdown from the station: the ledger is closed; powering off")
+        try:
+            self.power_off()
+        except Exception as exc:  # PowerOffError, or a broken injected command
+            reason = str(exc) if isinstance(exc, PowerOffError) else repr(exc)
+            log.error("power-off failed: %s; the station stays stopped (unplug it)", reason)
+            self.notifier.status(f"power-off failed: {reason}")
+            self._tell_station("on_poweroff_failed", reason)
+            return EXIT_POWEROFF_FAILED
+        self.notifier.status("shut down from the station: powering off")
+        return EXIT_SHUT_DOWN
+
+    def _tell_station(self, name: str, arg: object) -> None:
+        hook = getattr(self.build, name, None) if self.build is not None else None
+        if hook is None:
+            return
+        try:
+            hook(arg)
+        except Exception:  # the screen is a courtesy here: the power-off must still happen
+            log.exception("%s failed", name)
 
     def _status_line(self) -> str:
         line = self.station.status_line() if self.station is not None else "starting"

@@ -5,13 +5,16 @@ real-systemd test and anyone trying the service on a laptop). Tests drive it
 by calling :meth:`FakeStation.emit` and reading what the service did to it
 (``paused``, ``errors``, ``started``/``stopped``). ``hang_file``: once that
 file exists, :meth:`status_line` deletes it and blocks forever, as a deadlocked
-station would (the real-systemd watchdog test).
+station would (the real-systemd watchdog test). ``shutdown_after``: that many
+seconds after start, call ``on_shutdown`` as the real station does when MENU
+is held (the real-systemd test of the operator shutdown).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.config.loader import ConfigProblem
@@ -28,9 +31,18 @@ from appliance.service.interface import (
 
 class FakeStation:
     def __init__(
-        self, *, simulate_every: float | None = None, hang_file: Path | None = None
+        self,
+        *,
+        simulate_every: float | None = None,
+        hang_file: Path | None = None,
+        shutdown_after: float | None = None,
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self.hang_file = hang_file
+        self._shutdown: threading.Timer | None = None
+        if shutdown_after is not None and on_shutdown is not None:
+            self._shutdown = threading.Timer(shutdown_after, on_shutdown)
+            self._shutdown.daemon = True
         self.listeners: list[Listener] = []
         self.started = False
         self.stopped = False
@@ -52,8 +64,12 @@ class FakeStation:
         if self._simulate_every:
             self._thread = threading.Thread(target=self._simulate, name="fake-station")
             self._thread.start()
+        if self._shutdown is not None:
+            self._shutdown.start()
 
     def stop(self) -> None:
+        if self._shutdown is not None:
+            self._shutdown.cancel()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -79,11 +79,23 @@ class StationHost:
         self.runner.close()
 
     def status_line(self) -> str:
+        """``systemctl status``: ``ready: 2 loading, 3 done this run, 1287 done in all, 53
+        failed in all``.
+
+        "this run" is the grid's count (``run_done``: since the service started), what
+        the operator sees on the screen; "in all" is the ledger's all-time totals page
+        (failed there counts every stick not loaded: failures, cancelled, interrupted).
+        Before the ledger's totals arrive (or with no ledger), the failures are this run's.
+        """
         with self._lock:
             snap = self._snapshot
         active = sum(1 for s in snap.slots if s.state in ACTIVE)
         failed = sum(n for _, n in snap.totals_failed)
-        line = f"{snap.state}: {active} loading, {snap.totals_done} done, {failed} failed"
+        line = f"{snap.state}: {active} loading, {snap.run_done} done this run"
+        if snap.totals_all_time:
+            line += f", {snap.totals_done} done in all, {failed} failed in all"
+        else:
+            line += f", {failed} failed this run"
         if snap.undervoltage:
             line += ", under-voltage"
         if snap.config_error is not None:

@@ -85,6 +85,27 @@ class Shutdown(Event):
     kind: ClassVar[str] = "shutdown"
 
 
+@dataclass(frozen=True)
+class ServiceStopped(Event):
+    """After an operator shutdown: every job cancelled and recorded, the ledger closed.
+
+    Sent by the hosting service once its orderly stop has ended (the runner's
+    thread has ended by then): nothing more is written, so the plug may be pulled.
+    ``powering_off``: the service is asking the system to power off.
+    """
+
+    kind: ClassVar[str] = "service_stopped"
+    powering_off: bool = False
+
+
+@dataclass(frozen=True)
+class PowerOffFailed(Event):
+    """The system power-off was refused or could not be asked for (``detail`` for the log)."""
+
+    kind: ClassVar[str] = "poweroff_failed"
+    detail: str = ""
+
+
 # -- content SSD ----------------------------------------------------------------------------
 
 

@@ -65,6 +65,11 @@ log = logging.getLogger(__name__)
 ALERT_SECONDS = 5.0
 CONFIRM_SECONDS = 6.0
 PHASE_TRIGGERS = {"wipe": "phase_wipe", "load": "phase_load", "verify": "phase_verify"}
+#: the states after a shutdown began; only the events in ``_WHILE_ENDING`` still count
+ENDING = frozenset({StationState.SHUTTING_DOWN, StationState.STOPPED, StationState.POWEROFF_FAILED})
+_WHILE_ENDING = frozenset(
+    {"job_failed", "job_done", "job_progress", "tick", "service_stopped", "poweroff_failed"}
+)
 
 
 class TransitionError(RuntimeError):
@@ -151,7 +156,8 @@ class Snapshot:
     last_activity: float
     batch_deadline: float | None
     totals_all_time: bool = False  # the totals are the ledger's (all time), not this run's
-    #: the report export: exporting, saved, busy (refused: sticks loading), no_content, failed
+    #: the report export: exporting, saved, busy (refused: sticks loading), checking (refused:
+    #: the content SSD is still being checked), no_content, failed
     report: str | None = None
     #: sticks done (verified and committed) since the station started: the grid's count
     run_done: int = 0
@@ -164,6 +170,8 @@ class Snapshot:
     ports_note: tuple[str, int] | None = None
     #: why START on the ports page would not start numbering: busy, sticks, fixed ("" : it would)
     ports_blocked: str = ""
+    #: stopped after MENU held and the service is powering the system off
+    powering_off: bool = False
 
     def slot(self, number: int) -> SlotView:
         return self.slots[number - 1]
@@ -198,12 +206,16 @@ class Station:
         self.report: str | None = None
         #: the station itself refused the export (sticks loading): cleared once idle
         self._refused_while_loading = False
+        #: the station itself refused the export (content being checked): cleared after
+        self._refused_while_checking = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
         self.alert: Alert | None = None
         self.config_error: ev.ConfigError | None = None
         self.undervoltage = False
+        #: after an operator shutdown: the service is powering the system off
+        self.powering_off = False
         self.batch_deadline: float | None = None
         self.next_batch = 1
         self.last_activity = self.clock()
@@ -240,13 +252,8 @@ class Station:
             raise TypeError(f"unknown event kind {event.kind!r}")
         if event.kind.endswith("_pressed") or event.kind == "menu_held":
             self.last_activity = now
-        if self.state is StationState.SHUTTING_DOWN and event.kind not in (
-            "job_failed",
-            "job_done",
-            "job_progress",
-            "tick",
-        ):
-            log.debug("shutting down: ignored %s", event.kind)
+        if self.state in ENDING and event.kind not in _WHILE_ENDING:
+            log.debug("%s: ignored %s", self.state, event.kind)
             return effects
         handler(event, now, effects)
         self._schedule(now, effects)
@@ -343,6 +350,22 @@ class Station:
         effects.append(CancelAll())
         effects.append(RunShutdownHooks())
 
+    def _on_service_stopped(
+        self, event: ev.ServiceStopped, now: float, effects: list[Effect]
+    ) -> None:
+        """The orderly stop has ended (jobs cancelled, the ledger closed): safe to unplug."""
+        if self.state is StationState.SHUTTING_DOWN:
+            self.powering_off = event.powering_off
+            self._station_to("service_stopped")
+
+    def _on_poweroff_failed(
+        self, event: ev.PowerOffFailed, now: float, effects: list[Effect]
+    ) -> None:
+        if self.state is StationState.STOPPED:
+            log.info("power-off failed (%s): the screen says so", event.detail or "no reason")
+            self.powering_off = False
+            self._station_to("poweroff_failed")
+
     def _on_totals_loaded(self, event: ev.TotalsLoaded, now: float, effects: list[Effect]) -> None:
         self.totals_done = event.done
         self.totals_failed = Counter({reason: n for reason, n in event.failed if n})
@@ -353,6 +376,7 @@ class Station:
     ) -> None:
         self.report = event.outcome
         self._refused_while_loading = False  # the exporter's own "busy" stays until MENU
+        self._refused_while_checking = False
         effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
@@ -538,6 +562,11 @@ class Station:
         if self.view == "totals" and self.totals_all_time:  # the ledger's: export its report
             if self.report == "exporting":
                 return
+            if self.state is StationState.CHECKING_CONTENT:  # inserted, its check reads it
+                log.info("report export refused: the content SSD is still being checked")
+                self.report = "checking"
+                self._refused_while_checking = True
+                return
             if self.loading():  # the engine reads the SSD: never remount it read-write now
                 log.info("report export refused: sticks are being loaded")
                 self.report = "busy"
@@ -605,6 +634,7 @@ class Station:
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
             self._refused_while_loading = False
+            self._refused_while_checking = False
 
     # -- numbering the ports ------------------------------------------------------------------
 
@@ -767,6 +797,10 @@ class Station:
             self._refused_while_loading = False
             if self.report == "busy":
                 self.report = None
+        if self._refused_while_checking and self.state is not StationState.CHECKING_CONTENT:
+            self._refused_while_checking = False  # checked (or gone): the hint comes back
+            if self.report == "checking":
+                self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None
         if self.confirm is not None and now >= self.confirm.until:
@@ -812,4 +846,5 @@ class Station:
             next_port=self._next_number() if self.ports is PortsState.NUMBERING else None,
             ports_note=self.ports_note,
             ports_blocked=self.ports_blocked(),
+            powering_off=self.powering_off,
         )

@@ -144,6 +144,26 @@ class StationRunner:
             except Exception:
                 log.exception("snapshot observer %r", observer)
 
+    def apply_after_close(self, event: ev.Event) -> Snapshot:
+        """Apply one event once the runner has stopped (its thread has ended; the loader and
+        indicator are closed): on the caller's thread, observers told, no effects carried out.
+
+        For what happens after the orderly stop: the service tells the station that the
+        ledger is closed (``ServiceStopped``) or that the power-off failed.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("the station thread is still running: post() instead")
+        effects = self.station.apply(event)
+        if effects:
+            log.debug("after close, not carried out: %r", effects)
+        snapshot = self.station.snapshot()
+        for observer in list(self.observers):
+            try:
+                observer(snapshot)
+            except Exception:
+                log.exception("snapshot observer %r", observer)
+        return snapshot
+
     def _carry_out(self, effect: Effect) -> None:
         self.effects_log.append(effect)
         try:

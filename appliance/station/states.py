@@ -21,6 +21,10 @@ class StationState(StrEnum):
     PAUSED = "paused"
     ERROR = "error"
     SHUTTING_DOWN = "shutting_down"
+    #: an operator shutdown has ended: jobs cancelled, the ledger closed (safe to unplug)
+    STOPPED = "stopped"
+    #: stopped safely, but the system power-off was refused: the operator unplugs
+    POWEROFF_FAILED = "poweroff_failed"
 
 
 class SlotState(StrEnum):
@@ -88,6 +92,8 @@ STATION_TRANSITIONS: frozenset[tuple[StationState, str, StationState]] = frozens
         (S.BUSY, "shutdown", S.SHUTTING_DOWN),
         (S.PAUSED, "shutdown", S.SHUTTING_DOWN),
         (S.ERROR, "shutdown", S.SHUTTING_DOWN),
+        (S.SHUTTING_DOWN, "service_stopped", S.STOPPED),
+        (S.STOPPED, "poweroff_failed", S.POWEROFF_FAILED),
     }
 )
 

@@ -142,6 +142,20 @@ def _report(outcome: str) -> Callable[[], Snapshot]:
     return make
 
 
+def _report_while_checking() -> Snapshot:
+    """START on the ledger's totals while the content SSD is still being checked."""
+    station, _ = _station()
+    station.apply(ev.Started())
+    station.apply(ev.ContentInserted(TITLE, VERSION, TIERS))
+    station.apply(ev.ContentProgress(412, 1024))
+    station.apply(ev.TotalsLoaded(1287, ((FailReason.FAKE_CAPACITY, 41),)))
+    while station.view != "totals":
+        station.apply(ev.MenuPressed())
+    station.apply(ev.StartPressed())
+    assert station.report == "checking"
+    return station.snapshot()
+
+
 def _started() -> Snapshot:
     station, _ = _station()
     station.apply(ev.Started())
@@ -287,6 +301,22 @@ def _shutdown() -> Snapshot:
     return station.snapshot()
 
 
+def _stopped() -> Snapshot:
+    """MENU held, then the service stopped everything in order and closed the ledger."""
+    station = _busy()
+    station.apply(ev.MenuHeld())
+    station.apply(ev.ServiceStopped(powering_off=True))
+    return station.snapshot()
+
+
+def _poweroff_failed() -> Snapshot:
+    station = _busy()
+    station.apply(ev.MenuHeld())
+    station.apply(ev.ServiceStopped(powering_off=True))
+    station.apply(ev.PowerOffFailed("systemctl: exit status 1"))
+    return station.snapshot()
+
+
 def _splash() -> Snapshot:
     return _station()[0].snapshot()
 
@@ -316,6 +346,7 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "totals_report_saved": ("totals", _report("saved")),
     "totals_report_no_content": ("totals", _report("no_content")),
     "totals_report_busy": ("totals", _report("busy")),
+    "totals_report_checking": ("totals", _report_while_checking),
     "error_config": ("error_config", _config_error),
     "error_power": ("error_power", _undervoltage),
     "error_damaged": ("error_damaged", _damaged),
@@ -333,4 +364,6 @@ SAMPLES: dict[str, tuple[str, Callable[[], Snapshot]]] = {
     "grid_numbered": ("grid", _numbered_grid),
     "detail_numbered": ("detail", _numbered_detail),
     "error_beyond": ("error_rejected", _beyond),
+    "stopped": ("stopped", _stopped),
+    "poweroff_failed": ("poweroff_failed", _poweroff_failed),
 }

@@ -419,8 +419,21 @@ def confirm(p: Painter, snap: Snapshot, m: Messages) -> None:
 
 
 def shutdown(p: Painter, snap: Snapshot, m: Messages) -> None:
+    """MENU held: jobs being cancelled and recorded. Not yet safe to unplug."""
     y = title(p, m("shutdown.title"))
     p.wrap(0, y, m("shutdown.hint"), BODY, SAFE_W, 3)
+
+
+def stopped(p: Painter, snap: Snapshot, m: Messages) -> None:
+    """The orderly stop has ended (the ledger closed). The last frame before the Pi halts:
+    the OLED keeps it while its 3.3 V stays on, so it must stay true after the halt."""
+    y = title(p, m("shutdown.safe"))
+    p.wrap(0, y, m("shutdown.safe_hint"), BODY, SAFE_W, 3)
+
+
+def poweroff_failed(p: Painter, snap: Snapshot, m: Messages) -> None:
+    y = title(p, m("shutdown.failed"))
+    p.wrap(0, y, m("shutdown.failed_hint"), BODY, SAFE_W, 3)
 
 
 Screen = Callable[[Painter, Snapshot, Messages], None]
@@ -440,6 +453,8 @@ SCREENS: dict[str, Screen] = {
     "shutdown": shutdown,
     "ports": ports,
     "numbering": numbering,
+    "stopped": stopped,
+    "poweroff_failed": poweroff_failed,
 }
 
 
@@ -447,6 +462,10 @@ def choose(snap: Snapshot) -> str:
     """Which screen a snapshot shows (alerts and questions first, then the view, then state)."""
     if snap.state is StationState.SHUTTING_DOWN:
         return "shutdown"
+    if snap.state is StationState.STOPPED:
+        return "stopped"
+    if snap.state is StationState.POWEROFF_FAILED:
+        return "poweroff_failed"
     if snap.state is StationState.STARTING:
         return "splash"
     if snap.numbering:  # the operator's one task now; nothing else happens meanwhile

@@ -31,8 +31,12 @@ START on that screen writes the ledger's report onto the content SSD
 (:func:`report_exporter`).
 
 MENU held on the station: every job is cancelled by the station itself, then
-the service is asked to stop in order (SIGTERM to itself), which records the
-cancellations in the ledger.
+the service is asked to shut down (``ServiceContext.request_shutdown``): it
+stops in order, which records the cancellations in the ledger and closes it,
+then tells the station (``ServiceStopped``: the screen says "Safe to unplug",
+kept on the OLED after the process ends) and powers the Pi off
+(:mod:`appliance.service.poweroff`); a refused power-off is shown
+(``PowerOffFailed``) and the service is not restarted.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ from appliance.service.report import Mount, SystemMount, export_report
 from appliance.service.station_host import StationHost
 from appliance.station import events as ev
 from appliance.station.adapters import EngineLoader, content_callbacks, from_hotplug
-from appliance.station.machine import Station
+from appliance.station.machine import Snapshot, Station
 from appliance.station.ports import Post
 from appliance.station.runtime import StationRunner
 from appliance.ui.display import ScreenThread, make_device
@@ -284,6 +288,23 @@ class StationHardware:
         except Exception as exc:
             log.error("hotplug monitor not started: %s", exc)
 
+    def show_last(self, snapshot: Snapshot) -> None:
+        """After the screen thread has ended: draw ``snapshot`` and keep it on the OLED.
+
+        luma blanks the display when the process exits unless ``persist`` is set; a Pi 4
+        (bootloader default ``POWER_OFF_ON_HALT=0``) keeps the 3.3 V rail, the OLED's
+        supply, on after it halts, so the frame drawn here is what the operator reads
+        until the plug is pulled.
+        """
+        screen = self.screen
+        if screen is None:
+            return
+        try:
+            screen.draw(snapshot)
+            screen.device.persist = True
+        except Exception:
+            log.exception("cannot draw the last frame")
+
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()
@@ -299,11 +320,14 @@ def build(
     config: StationConfig,
     state_dir: Path,
     wait_turn: Callable[[threading.Event], bool] | None = None,
+    request_shutdown: Callable[[], None] | None = None,
 ) -> tuple[StationHost, StationHardware]:
     """The hosted station and its hardware, not started.
 
     ``wait_turn`` (the service's ``Stagger.wait_turn``) spaces the sticks' starts;
     None starts a batch's sticks together, sharing one read of the content.
+    ``request_shutdown`` (the service's) is called when MENU was held; without a
+    service, SIGTERM to this process stops it.
     """
     s = config.station
     station = Station(
@@ -333,8 +357,13 @@ def build(
     host = StationHost(runner)
 
     def menu_shutdown() -> None:
-        if hardware.menu_shutdown:  # not when the service itself is stopping the station
-            log.info("shutdown asked on the station: stopping the service")
+        if not hardware.menu_shutdown:  # the service itself is stopping the station
+            return
+        if request_shutdown is not None:
+            log.info("shutdown asked on the station: stopping the service, then power-off")
+            request_shutdown()
+        else:
+            log.info("shutdown asked on the station: stopping this process")
             os.kill(os.getpid(), signal.SIGTERM)
 
     runner.shutdown_hooks.append(menu_shutdown)
@@ -345,14 +374,26 @@ def service_build(context: ServiceContext) -> StationBuild:
     """What ``flashstation run`` hosts: the station, with its hardware as a part started first."""
     stagger = context.stagger
     wait_turn = stagger.wait_turn if stagger.delay > 0 else None
-    host, hardware = build(context.config, context.ledger.state_dir, wait_turn)
+    host, hardware = build(
+        context.config, context.ledger.state_dir, wait_turn, context.request_shutdown
+    )
     runner = host.runner
+
+    def on_stopped(powering_off: bool) -> None:
+        """The ledger is closed: safe to unplug (the service's thread; the runner has ended)."""
+        hardware.show_last(runner.apply_after_close(ev.ServiceStopped(powering_off)))
+
+    def on_poweroff_failed(reason: str) -> None:
+        hardware.show_last(runner.apply_after_close(ev.PowerOffFailed(reason)))
+
     build_ = StationBuild(
         host,
         [
             Component("station hardware", lambda: hardware.start(runner), hardware.stop),
             totals_feed(context, host),
         ],
+        on_stopped=on_stopped,
+        on_poweroff_failed=on_poweroff_failed,
     )
     loader = runner.loader
     busy = loader.busy if isinstance(loader, EngineLoader) else None
@@ -380,8 +421,11 @@ def report_exporter(
 
     def export(post: Post) -> None:
         content = hardware.content
-        if content is None or not content.ready:
+        if content is None:
             post(ev.ReportExported("no_content"))
+            return
+        if not content.ready:  # inserted; its check is still reading it
+            post(ev.ReportExported("checking"))
             return
         if busy is not None and busy():
             log.info("report export refused: the engine is still reading the content SSD")
