@@ -57,8 +57,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "가짜 용량: {claimed} 중 약 {real}만 진짜. 쓰지 마세요.",
     ),
     "reason.removed": (
-        "Pulled out while working. It is blank; plug it in again.",
-        "작업 중에 뽑혔습니다. 빈 상태이니 다시 꽂으세요.",
+        "Pulled out while working. Not ready: plug it in again.",
+        "작업 중에 뽑혔습니다. 준비되지 않았으니 다시 꽂으세요.",
     ),
     "reason.read_only": (
         "Write-protected stick: check its lock switch.",
@@ -76,7 +76,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Check failed: the stick is unreliable. Do not use it.",
         "검사 실패: 믿을 수 없는 USB. 쓰지 마세요.",
     ),
-    "reason.cancelled": ("Cancelled. The stick is left blank.", "취소됨. USB는 빈 상태입니다."),
+    "reason.cancelled": (
+        "Cancelled. Not ready: plug it in again to load it.",
+        "취소됨. 준비되지 않았으니 다시 꽂아 주세요.",
+    ),
     "reason.content_damaged": (
         "Stopped: the content SSD is damaged.",
         "중지: 콘텐츠 SSD가 손상되었습니다.",
