@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 LAYERS = {
     "errors": 0,
     "units": 0,
+    "fileio": 0,
     "config": 0,
     "fat32": 1,
     "drives": 1,

@@ -8,7 +8,6 @@ folder always gives the same manifest (apart from the date).
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from appliance.content.manifest import (
     parse_tiers,
 )
 from appliance.content.walk import list_pack
+from appliance.fileio import write_atomic
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,7 @@ def read_tiers_file(path: Path) -> PackInfo:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, data, mode=0o644)  # pack files: readable by whoever copies the pack
 
 
 def seal(

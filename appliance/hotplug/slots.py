@@ -33,6 +33,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from appliance.fileio import write_atomic
+
 log = logging.getLogger(__name__)
 
 STORE_NAME = "slots.json"
@@ -82,24 +84,10 @@ class SlotStore:
         body = {"version": STORE_VERSION, "slots": dict(sorted(slots.items()))}
         text = json.dumps(body, indent=1, sort_keys=False) + "\n"
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, text)
         # when a port was first seen is nobody's business: the day is enough
         day = time.time() // 86400 * 86400
         os.utime(self.path, (day, day))
-        try:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 class SlotMap:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml
 
 from appliance.config import ConfigError, StationConfig, load_layers
 from appliance.config.loader import ConfigProblem
+from appliance.fileio import write_atomic
 from appliance.service.ledger import blur_mtime
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,7 @@ def save_last_good(config: StationConfig, state_dir: Path) -> Path:
     path = state_dir / LAST_GOOD_NAME
     text = "# written by flashstation: the last configuration that validated\n"
     text += yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, allow_unicode=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, text)
     blur_mtime(path, "day")
     return path
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from appliance.fileio import write_atomic
 from appliance.hotplug.device import DeviceInfo, Filesystem
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,8 @@ class KnownContent:
                     entries[uuid] = {"manifest": manifest_hash, "seen": int(time.time())}
             while len(entries) > KNOWN_LIMIT:
                 entries.pop(next(iter(entries)))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"filesystems": entries}, indent=1) + "\n")
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_atomic(self.path, json.dumps({"filesystems": entries}, indent=1) + "\n")
 
 
 class ContentMarks:
