@@ -116,3 +116,39 @@ def test_screens_command_writes_pngs(tmp_path: Path) -> None:
     written = sorted(p.name for p in tmp_path.glob("*.png"))
     assert written == sorted(f"{s}.png" for s in SAMPLES)
     assert Image.open(tmp_path / "grid.png").size == (128, 64)
+
+
+def test_the_contact_sheets_in_the_docs_are_current() -> None:
+    """docs/ui.md shows every screen.
+
+    Regenerate with `flashstation screens --sheet --out docs/images`.
+    """
+    from PIL import Image, ImageChops
+
+    from appliance.commands.screens import contact_sheet
+    from appliance.ui.samples import SAMPLES
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "images"
+    for language in ("en", "ko"):
+        fresh = contact_sheet(language)
+        with Image.open(docs / f"screens-{language}.png") as stored:
+            kept = stored.convert("1")
+        assert (
+            kept.size == fresh.size
+            and not ImageChops.difference(kept.convert("L"), fresh.convert("L")).getbbox()
+        ), (
+            f"docs/images/screens-{language}.png is out of date "
+            "(flashstation screens --sheet --out docs/images)"
+        )
+    rows = -(-len(SAMPLES) // 4)
+    assert fresh.height > rows * 64  # every sample has a cell
+
+
+def test_screens_sheet_command_writes_one_sheet_per_language(tmp_path: Path) -> None:
+    from appliance.cli import main
+
+    assert main(["screens", "--sheet", "--out", str(tmp_path / "sheets")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sheets").iterdir()) == [
+        "screens-en.png",
+        "screens-ko.png",
+    ]
