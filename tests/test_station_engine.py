@@ -95,3 +95,57 @@ def test_hotplug_events_become_station_events() -> None:
         ev.DriveGone(7),
         ev.DriveGone(3),
     ]
+
+
+def test_full_wipe_shows_wiping_after_the_content(tmp_path: Path) -> None:
+    """The engine's one write pass is 'loading' up to the content's end, then 'wiping'."""
+    from appliance.station import events as ev
+
+    sim = Simulator(
+        slots=2,
+        batch_window=0.2,
+        speed=60e6,
+        verify_seconds=0.2,
+        workdir=tmp_path,
+        engine=True,
+        clock=WallClock(),
+    )
+    phases: list[str] = []
+    states: list[str] = []
+    apply = sim.station.apply
+
+    def recording(event: ev.Event) -> list[object]:
+        effects = apply(event)
+        if isinstance(event, ev.JobProgress) and event.slot == 1:
+            phases.append(event.phase)
+            states.append(str(sim.station.snapshot().slot(1).state))
+        return list(effects)
+
+    sim.station.apply = recording  # type: ignore[method-assign]
+    try:
+        sim.insert_content()
+        sim.advance(0.5, step=0.1)
+        sim.plug(1, 128 * MiB)
+        assert wait_states(sim, {1: "done"}) == {1: "done"}
+    finally:
+        sim.close()
+    order = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+    assert order[-3:] == ["load", "wipe", "verify"], order
+    assert "wiping" in states and states.index("wiping") > states.index("loading")
+
+
+def test_data_end_is_where_only_zeros_follow(tmp_path: Path) -> None:
+    import os
+
+    from appliance.fat32 import Zeros, compile_plan, scan_content
+
+    src = tmp_path / "src"
+    (src / "folder").mkdir(parents=True)
+    (src / "folder" / "a.bin").write_bytes(os.urandom(300_000))
+    (src / "b.txt").write_bytes(b"x")
+    plan = compile_plan(scan_content(src), 128 * MiB)
+    end = plan.data_end()
+    extents = list(plan.extents())
+    assert all(isinstance(e.source, Zeros) for e in extents if e.offset >= end)
+    last_data = max(e.offset + e.length for e in extents if not isinstance(e.source, Zeros))
+    assert end - plan.cluster_size < last_data <= end

@@ -276,6 +276,10 @@ class FatPlan:
             twin.disk_signature = zlib.crc32(twin.volume_serial.to_bytes(4, "little"))
         return twin
 
+    def data_end(self) -> int:
+        """Device offset where the free clusters begin: every byte from here on is zeros."""
+        return self.geometry.cluster_offset(self.next_free)
+
     def bytes_to_write(self) -> int:
         """Bytes of all non-zero extents (literal and file data), without generating them."""
         dirs = sum(node.clusters for node in self._shape.dirs) * self.cluster_size

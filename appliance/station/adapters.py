@@ -40,7 +40,9 @@ from appliance.station.states import FailReason
 
 log = logging.getLogger(__name__)
 
-#: the engine's phases as the station's (the engine writes wipe and content in one pass)
+#: the engine's phases as the station's. The engine writes content and wipe in one
+#: ascending pass; with a full wipe, the part of that pass past the content's last
+#: cluster (``FatPlan.data_end``) is shown as the station's ``wipe`` (see _phase_of).
 PHASES = {
     "open": "probe",
     "probe": "probe",
@@ -145,6 +147,8 @@ class EngineLoader:
         self._lock = threading.Lock()
         self._batches: dict[int, engine.Batch] = {}  # slot -> its running batch
         self._tiers: dict[int, str] = {}
+        #: full wipe: where each slot's write pass leaves the content and only wipes
+        self._wipe_from: dict[int, int] = {}
         self._cancelled: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -178,8 +182,13 @@ class EngineLoader:
                 reason, detail = reason_of(str(exc))
                 post(ev.JobFailed(req.slot, reason, detail))
                 continue
+            data_end = getattr(plan, "data_end", None)
             with self._lock:
                 self._tiers[req.slot] = source.tiers()[index].name
+                if self.options.wipe == "full" and callable(data_end):
+                    self._wipe_from[req.slot] = int(data_end())
+                else:
+                    self._wipe_from.pop(req.slot, None)
             jobs.append(
                 engine.Job(target, plan, name=f"slot {req.slot}", start_gate=self.wait_turn)
             )
@@ -233,6 +242,7 @@ class EngineLoader:
             return
         with self._lock:
             tier = self._tiers.get(slot)
+            wipe_from = self._wipe_from.get(slot)
         if isinstance(event, engine.PhaseChanged):
             if event.phase in PHASES:
                 start, _share = WEIGHTS.get(event.phase, (0.0, 0.0))
@@ -240,10 +250,13 @@ class EngineLoader:
         elif isinstance(event, engine.Progress) and event.phase in PHASES:
             start, share = WEIGHTS.get(event.phase, (0.0, 0.0))
             part = event.done / event.total if event.total else 0.0
+            phase = PHASES[event.phase]
+            if event.phase == "write" and wipe_from is not None and event.done >= wipe_from:
+                phase = "wipe"  # the ascending pass is past the content: only zeros now
             post(
                 ev.JobProgress(
                     slot,
-                    PHASES[event.phase],
+                    phase,
                     event.done,
                     event.total,
                     event.speed,
