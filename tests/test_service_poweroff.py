@@ -320,6 +320,7 @@ def test_menu_hold_on_the_service_powers_off_after_the_ledger_closed(
     # the last frame on the OLED is the safe one, kept after the process exits
     device = hosted.hardware.screen.device
     assert device.persist is True
+    assert hosted.hardware.screen.dimmed  # left on for hours: no burn-in
     station = hosted.hardware.station
     assert station.state is StationState.STOPPED and station.powering_off
     expected = render(station.snapshot(), catalogue("en"))

@@ -99,6 +99,10 @@ class ScreenThread:
     def dimmed(self) -> bool:
         return self._dimmed
 
+    def dim(self) -> None:
+        """Drop the contrast for good (a last frame left on a halted Pi: no burn-in)."""
+        self._set_dim(True)
+
     def show(self, snapshot: Snapshot) -> None:
         """Hand over a snapshot (from any thread); returns at once."""
         with self._cond:

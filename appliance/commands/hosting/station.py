@@ -301,6 +301,9 @@ class StationHardware:
             return
         try:
             screen.draw(snapshot)
+            # it may stay up for hours if nobody pulls the plug: dimmed, it still reads
+            # in a room and does not burn into the OLED
+            screen.dim()
             screen.device.persist = True
         except Exception:
             log.exception("cannot draw the last frame")
