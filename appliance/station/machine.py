@@ -64,6 +64,12 @@ log = logging.getLogger(__name__)
 #: seconds a rejected-device alert or a cancel question stays on screen
 ALERT_SECONDS = 5.0
 CONFIRM_SECONDS = 6.0
+#: the station's refusals of a report export (``Station.report``), checked in this order,
+#: and why, for the log
+EXPORT_REFUSALS = {
+    "checking": "the content SSD is still being checked",
+    "busy": "sticks are being loaded",
+}
 PHASE_TRIGGERS = {"wipe": "phase_wipe", "load": "phase_load", "verify": "phase_verify"}
 #: the states after a shutdown began; only the events in ``_WHILE_ENDING`` still count
 ENDING = frozenset({StationState.SHUTTING_DOWN, StationState.STOPPED, StationState.POWEROFF_FAILED})
@@ -204,10 +210,9 @@ class Station:
         self.totals_failed: Counter[FailReason] = Counter()
         self.totals_all_time = False
         self.report: str | None = None
-        #: the station itself refused the export (sticks loading): cleared once idle
-        self._refused_while_loading = False
-        #: the station itself refused the export (content being checked): cleared after
-        self._refused_while_checking = False
+        #: ``report`` holds the station's own refusal (``_export_refusal``), cleared once its
+        #: reason has passed; the exporter's own "busy" is not, and stays until MENU
+        self._refused = False
         self.view = "main"
         self.selected: int | None = None
         self.confirm: Confirm | None = None
@@ -375,8 +380,7 @@ class Station:
         self, event: ev.ReportExported, now: float, effects: list[Effect]
     ) -> None:
         self.report = event.outcome
-        self._refused_while_loading = False  # the exporter's own "busy" stays until MENU
-        self._refused_while_checking = False
+        self._refused = False  # the exporter's own "busy" stays until MENU
         effects.append(Beep("done" if event.outcome == "saved" else "failed"))
 
     def _on_menu_held(self, event: ev.MenuHeld, now: float, effects: list[Effect]) -> None:
@@ -562,15 +566,11 @@ class Station:
         if self.view == "totals" and self.totals_all_time:  # the ledger's: export its report
             if self.report == "exporting":
                 return
-            if self.state is StationState.CHECKING_CONTENT:  # inserted, its check reads it
-                log.info("report export refused: the content SSD is still being checked")
-                self.report = "checking"
-                self._refused_while_checking = True
-                return
-            if self.loading():  # the engine reads the SSD: never remount it read-write now
-                log.info("report export refused: sticks are being loaded")
-                self.report = "busy"
-                self._refused_while_loading = True
+            refusal = self._export_refusal()
+            if refusal is not None:
+                log.info("report export refused: %s", EXPORT_REFUSALS[refusal])
+                self.report = refusal
+                self._refused = True
                 return
             self.report = "exporting"
             effects.append(ExportReport())
@@ -633,8 +633,7 @@ class Station:
         self.ports_note = None
         if self.report != "exporting":  # an old outcome is not news on the next visit
             self.report = None
-            self._refused_while_loading = False
-            self._refused_while_checking = False
+            self._refused = False
 
     # -- numbering the ports ------------------------------------------------------------------
 
@@ -760,6 +759,17 @@ class Station:
         self.batch_deadline = None
         effects.append(StartBatch(batch, tuple(jobs)))
 
+    def _export_refusal(self) -> str | None:
+        """Why a report export may not remount the content SSD now (``EXPORT_REFUSALS``)."""
+        return next((r for r in EXPORT_REFUSALS if self._refusal_holds(r)), None)
+
+    def _refusal_holds(self, refusal: str | None) -> bool:
+        if refusal == "checking":  # inserted: its check reads it
+            return self.state is StationState.CHECKING_CONTENT
+        if refusal == "busy":  # the engine reads the SSD: never remount it read-write now
+            return self.loading()
+        return False
+
     def loading(self) -> bool:
         """Whether the engine is (or is about to be) reading the content SSD.
 
@@ -793,14 +803,9 @@ class Station:
         self.batch_deadline = None
 
     def _expire(self, now: float) -> None:
-        if self._refused_while_loading and not self.loading():  # idle: START saves it now
-            self._refused_while_loading = False
-            if self.report == "busy":
-                self.report = None
-        if self._refused_while_checking and self.state is not StationState.CHECKING_CONTENT:
-            self._refused_while_checking = False  # checked (or gone): the hint comes back
-            if self.report == "checking":
-                self.report = None
+        if self._refused and not self._refusal_holds(self.report):
+            self._refused = False  # its reason has passed: "START: save report" comes back
+            self.report = None
         if self.alert is not None and now >= self.alert.until:
             self.alert = None
         if self.confirm is not None and now >= self.confirm.until:
