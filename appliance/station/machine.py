@@ -324,7 +324,11 @@ class Station:
         if self.state is StationState.STARTING:
             self._station_to("config_error")
 
-    def _dismiss_config_error(self) -> bool:
+    def _button_taken(self) -> bool:
+        """Any button first ends port numbering, or else dismisses a config error screen."""
+        if self.ports is PortsState.NUMBERING:
+            self._finish_numbering()
+            return True
         if self.config_error is not None and self.state is not StationState.ERROR:
             self.config_error = None
             return True
@@ -555,10 +559,7 @@ class Station:
     # -- handlers: buttons --------------------------------------------------------------------
 
     def _on_start_pressed(self, event: ev.StartPressed, now: float, effects: list[Effect]) -> None:
-        if self.ports is PortsState.NUMBERING:
-            self._finish_numbering()
-            return
-        if self._dismiss_config_error():
+        if self._button_taken():
             return
         if self.alert is not None or self.confirm is not None:
             self.alert = self.confirm = None
@@ -588,10 +589,7 @@ class Station:
     def _on_cancel_pressed(
         self, event: ev.CancelPressed, now: float, effects: list[Effect]
     ) -> None:
-        if self.ports is PortsState.NUMBERING:
-            self._finish_numbering()
-            return
-        if self._dismiss_config_error():
+        if self._button_taken():
             return
         if self.alert is not None:
             self.alert = None
@@ -612,10 +610,7 @@ class Station:
         self.confirm = Confirm(selected, now + CONFIRM_SECONDS)
 
     def _on_menu_pressed(self, event: ev.MenuPressed, now: float, effects: list[Effect]) -> None:
-        if self.ports is PortsState.NUMBERING:
-            self._finish_numbering()
-            return
-        if self._dismiss_config_error():
+        if self._button_taken():
             return
         if self.alert is not None or self.confirm is not None:
             self.alert = self.confirm = None
