@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from appliance.hotplug.device import DeviceInfo
 from appliance.hotplug.fake import disk_props, usb_device_props
 from appliance.hotplug.props import read_dump
 
-__all__ = ["CORPUS", "device", "fixture", "stick_ports", "stick_props", "usb_device_props"]
+__all__ = [
+    "CORPUS",
+    "Recorder",
+    "device",
+    "fixture",
+    "hub_stations",
+    "stick_ports",
+    "stick_props",
+    "usb_device_props",
+]
 
 CORPUS = Path(__file__).parent / "fixtures" / "udev"
 
@@ -82,3 +97,93 @@ def stick_props(
 ) -> dict[str, str]:
     """A real stick dump moved to ``port`` as ``/dev/sd<letter>`` on SCSI host ``host``."""
     return disk_props(port, host, f"sd{letter}", serial, fixture(base))
+
+
+class Recorder:
+    """A thread-safe callback that keeps every event it gets (a station's ``post``)."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def wait(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                found = [e for e in self.events if predicate(e)]
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        return []
+
+    def of(self, kind: type) -> list[Any]:
+        with self.lock:
+            return [e for e in self.events if isinstance(e, kind)]
+
+
+@contextmanager
+def hub_stations(
+    tmp_path: Path, monkeypatch: Any, mounter: Any
+) -> Iterator[Callable[..., SimpleNamespace]]:
+    """The real station's hardware part on a fake hub and ``mounter``: ``start(...)`` builds one.
+
+    ``start(ports=(), settle_time=0.1)`` returns ``hw``, ``hub``, ``mounter``,
+    ``posted`` (a :class:`Recorder` in place of the station's ``post``) and
+    ``path``. Nothing real is touched: the station runner is never started, so
+    no job can run on the fake hub's ``/dev/sdX`` names (feeding is ``button``).
+    """
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from appliance.commands.hosting import station as station_host
+    from appliance.config.schema import (
+        ContentConfig,
+        DisplayConfig,
+        HotplugConfig,
+        StationConfig,
+        StationSection,
+        UiConfig,
+    )
+    from appliance.hotplug.factory import make_monitor
+    from appliance.hotplug.fake import FakeHub
+    from appliance.ui.simulator import TEST_KEY
+
+    hub = FakeHub()
+    monkeypatch.setattr(station_host, "CommandMounter", lambda: mounter)
+    monkeypatch.setattr(
+        station_host,
+        "make_monitor",
+        lambda config, cb, salt, is_content=None, state_dir=None: make_monitor(
+            config, cb, salt, is_content=is_content, source=hub.source, state_dir=state_dir
+        ),
+    )
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    (tmp_path / "state").mkdir()  # the service creates it
+    started: list[Any] = []
+
+    def start(ports: Sequence[str] = (), settle_time: float = 0.1) -> SimpleNamespace:
+        config = StationConfig(
+            station=StationSection(feeding="button", batch_window=0.1, slots=4),
+            ui=UiConfig(display=DisplayConfig(driver="dummy")),
+            content=ContentConfig(trusted_keys=[str(TEST_KEY)], ports=list(ports)),
+            hotplug=HotplugConfig(settle_time=settle_time),
+        )
+        host, hardware = station_host.build(config, tmp_path / "state")
+        posted = Recorder()
+        monkeypatch.setattr(hardware.station, "post", posted)
+        hardware.start(host.runner)
+        started.append(hardware)
+        return SimpleNamespace(hw=hardware, hub=hub, mounter=mounter, posted=posted, path=tmp_path)
+
+    try:
+        yield start
+    finally:
+        for hardware in started:
+            hardware.stop()
+        Device.pin_factory.reset()
+        Device.pin_factory = old

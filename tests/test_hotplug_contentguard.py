@@ -10,7 +10,6 @@ filesystem that once held a verified pack), and a new disk waits
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,17 +17,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hotplug_helpers import fixture
+from hotplug_helpers import fixture, hub_stations
 
-from appliance.commands.hosting import station as station_host
 from appliance.commands.hosting.contentmarks import KNOWN_FILE, ContentMarks, KnownContent
 from appliance.config.schema import (
-    ContentConfig,
-    DisplayConfig,
     HotplugConfig,
-    StationConfig,
-    StationSection,
-    UiConfig,
 )
 from appliance.content.mount import DirectoryMounter
 from appliance.hotplug.classify import Classifier, Context, Verdict
@@ -40,7 +33,7 @@ from appliance.hotplug.slots import SlotMap
 from appliance.hotplug.state import HotplugState, UEvent
 from appliance.hotplug.sysinfo import partition_filesystems
 from appliance.station import events as ev
-from appliance.ui.simulator import SAMPLE_PACK, TEST_KEY
+from appliance.ui.simulator import SAMPLE_PACK
 
 SALT = b"contentguard-test-salt"
 GB = 1000**3
@@ -268,65 +261,11 @@ def test_monitor_holds_a_new_stick_and_sees_its_label(tmp_path: Path) -> None:
     assert verdicts == {"/dev/sda": Verdict.CONTENT, "/dev/sdb": Verdict.TARGET}
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def wait(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[Any]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                found = [e for e in self.events if predicate(e)]
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        return []
-
-
 @pytest.fixture
 def hosted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The real station's hardware part on a fake hub and a directory mounter.
-
-    Nothing real is touched: the station runner is never started, so no job
-    can run on the fake hub's ``/dev/sdX`` names (feeding is ``button`` too).
-    """
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
-    hub = FakeHub()
-    mounter = DirectoryMounter()
-    monkeypatch.setattr(station_host, "CommandMounter", lambda: mounter)
-    monkeypatch.setattr(
-        station_host,
-        "make_monitor",
-        lambda config, cb, salt, is_content=None, state_dir=None: make_monitor(
-            config, cb, salt, is_content=is_content, source=hub.source, state_dir=state_dir
-        ),
-    )
-    old = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    config = StationConfig(
-        station=StationSection(feeding="button", batch_window=0.1, slots=4),
-        ui=UiConfig(display=DisplayConfig(driver="dummy")),
-        content=ContentConfig(trusted_keys=[str(TEST_KEY)]),
-        hotplug=HotplugConfig(settle_time=0.2),
-    )
-    (tmp_path / "state").mkdir()  # the service creates it
-    host, hardware = station_host.build(config, tmp_path / "state")
-    posted = Recorder()
-    monkeypatch.setattr(hardware.station, "post", posted)
-    hardware.start(host.runner)
-    try:
-        yield SimpleNamespace(hw=hardware, hub=hub, mounter=mounter, posted=posted, path=tmp_path)
-    finally:
-        hardware.stop()
-        Device.pin_factory.reset()
-        Device.pin_factory = old
+    """The real station's hardware part on a fake hub and a directory mounter."""
+    with hub_stations(tmp_path, monkeypatch, DirectoryMounter()) as start:
+        yield start(settle_time=0.2)
 
 
 def test_hosted_station_labelled_stick_without_pack_is_refused_not_loaded(hosted: Any) -> None:

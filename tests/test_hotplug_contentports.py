@@ -12,33 +12,22 @@ the old behaviour: any port.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hotplug_helpers import hub_stations
 
-from appliance.commands.hosting import station as station_host
 from appliance.commands.hosting.contentmarks import KnownContent
-from appliance.config.schema import (
-    ContentConfig,
-    DisplayConfig,
-    HotplugConfig,
-    StationConfig,
-    StationSection,
-    UiConfig,
-)
 from appliance.content.mount import DirectoryMounter
 from appliance.hotplug.device import usb_port_from_id_path
-from appliance.hotplug.factory import make_monitor
-from appliance.hotplug.fake import ID_PATH_ROOT, FakeHub
+from appliance.hotplug.fake import ID_PATH_ROOT
 from appliance.station import events as ev
 from appliance.station.effects import StartBatch
 from appliance.station.machine import Station
 from appliance.station.states import SlotState
-from appliance.ui.simulator import SAMPLE_PACK, TEST_KEY
+from appliance.ui.simulator import SAMPLE_PACK
 
 GB = 1000**3
 LABEL = "FS-CONTENT"
@@ -57,30 +46,6 @@ class RecordingMounter(DirectoryMounter):
         return super().mount(device)
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        with self.lock:
-            self.events.append(event)
-
-    def wait(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[Any]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                found = [e for e in self.events if predicate(e)]
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        return []
-
-    def of(self, kind: type) -> list[Any]:
-        with self.lock:
-            return [e for e in self.events if isinstance(e, kind)]
-
-
 @pytest.fixture
 def station(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The real station's hardware on a fake hub; ``start(ports)`` builds it.
@@ -88,45 +53,8 @@ def station(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     The station runner is never started, so nothing can be written to the fake
     hub's ``/dev/sdX`` names; what would reach the station is recorded.
     """
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
-    hub = FakeHub()
-    mounter = RecordingMounter()
-    monkeypatch.setattr(station_host, "CommandMounter", lambda: mounter)
-    monkeypatch.setattr(
-        station_host,
-        "make_monitor",
-        lambda config, cb, salt, is_content=None, state_dir=None: make_monitor(
-            config, cb, salt, is_content=is_content, source=hub.source, state_dir=state_dir
-        ),
-    )
-    old = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    (tmp_path / "state").mkdir()
-    started: list[Any] = []
-
-    def start(ports: list[str]) -> Any:
-        config = StationConfig(
-            station=StationSection(feeding="button", batch_window=0.1, slots=4),
-            ui=UiConfig(display=DisplayConfig(driver="dummy")),
-            content=ContentConfig(trusted_keys=[str(TEST_KEY)], ports=ports),
-            hotplug=HotplugConfig(settle_time=0.1),
-        )
-        host, hardware = station_host.build(config, tmp_path / "state")
-        posted = Recorder()
-        monkeypatch.setattr(hardware.station, "post", posted)
-        hardware.start(host.runner)
-        started.append(hardware)
-        return SimpleNamespace(hw=hardware, hub=hub, mounter=mounter, posted=posted, path=tmp_path)
-
-    try:
+    with hub_stations(tmp_path, monkeypatch, RecordingMounter()) as start:
         yield start
-    finally:
-        for hardware in started:
-            hardware.stop()
-        Device.pin_factory.reset()
-        Device.pin_factory = old
 
 
 def _refused(s: Any, slot: int) -> ev.DeviceRejected:
