@@ -6,10 +6,12 @@ import threading
 import time
 from pathlib import Path
 
+from servicekit import running_service, wait_all_time_totals
+
 from appliance.commands.hosting import station as hosting
 from appliance.config import StationConfig
 from appliance.config.loader import ConfigProblem
-from appliance.service.app import Service, ServiceContext, StationBuild
+from appliance.service.app import ServiceContext, StationBuild
 from appliance.service.interface import (
     BatchFinished,
     BatchStarted,
@@ -18,7 +20,6 @@ from appliance.service.interface import (
     StationEvent,
 )
 from appliance.service.ledger import Ledger, Totals
-from appliance.service.notify import Notifier
 from appliance.service.settings import LoadedConfig
 from appliance.service.station_host import StationHost, failed_reasons
 from appliance.station import events as ev
@@ -123,17 +124,7 @@ def test_service_hosts_the_real_station(tmp_path: Path) -> None:
 
     problem = ConfigProblem("/boot/firmware/flashstation.yaml", 3, "ui.language", "bad value")
     loaded = LoadedConfig(StationConfig(), "last good", (), (problem,))
-    service = Service(
-        loaded,
-        factory,
-        state_dir=tmp_path,
-        notifier=Notifier({}),
-        power_reader=lambda: None,
-        loop_period=0.02,
-    )
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
+    with running_service(loaded, factory, tmp_path) as service:
         deadline = time.monotonic() + 5
         while "host" not in holder or not host_started(holder["host"]):
             assert time.monotonic() < deadline
@@ -155,10 +146,6 @@ def test_service_hosts_the_real_station(tmp_path: Path) -> None:
         while "under-voltage" not in host.status_line():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-    finally:
-        service.request_stop()
-        thread.join(10)
-    assert not thread.is_alive()
     with Ledger(tmp_path, recover=False) as led:
         totals = led.totals()
     assert totals.done >= 1 and totals.running == 0
@@ -225,22 +212,8 @@ def test_totals_screen_is_fed_from_the_ledger_across_restarts(tmp_path: Path) ->
         return StationBuild(host, [hosting.totals_feed(context, host)])
 
     loaded = LoadedConfig(StationConfig(), "files", (), ())
-    service = Service(
-        loaded,
-        factory,
-        state_dir=tmp_path,
-        notifier=Notifier({}),
-        power_reader=lambda: None,
-        loop_period=0.02,
-    )
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not (snaps and snaps[-1].totals_all_time):
-            assert time.monotonic() < deadline, "the ledger's totals never reached the station"
-            time.sleep(0.02)
-        first = snaps[-1]
+    with running_service(loaded, factory, tmp_path):
+        first = wait_all_time_totals(snaps)
         # this run has loaded nothing: the screen shows the earlier run's numbers
         assert first.totals_done == 2
         assert dict(first.totals_failed) == {
@@ -263,9 +236,5 @@ def test_totals_screen_is_fed_from_the_ledger_across_restarts(tmp_path: Path) ->
         # read at start (the service's thread) and after the job (the ledger's), never
         # on the station's thread
         assert "station" not in threads
-    finally:
-        service.request_stop()
-        thread.join(10)
-    assert not thread.is_alive()
     with Ledger(tmp_path, recover=False) as led:
         assert led.totals().done == 3

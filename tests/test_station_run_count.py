@@ -9,18 +9,17 @@ recovery) count in neither.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from servicekit import running_service, wait_all_time_totals
 
 from appliance.commands.hosting import station as hosting
 from appliance.config import StationConfig
-from appliance.service.app import Service, ServiceContext, StationBuild
+from appliance.service.app import ServiceContext, StationBuild
 from appliance.service.interface import BatchFinished, BatchStarted, JobFinished, JobStarted
 from appliance.service.ledger import Ledger
-from appliance.service.notify import Notifier
 from appliance.service.settings import LoadedConfig
 from appliance.service.station_host import StationHost
 from appliance.station import events as ev
@@ -142,22 +141,8 @@ def test_after_a_restart_the_grid_starts_from_zero_and_interrupted_jobs_count_no
         host = StationHost(runner, stop_timeout=5)
         return StationBuild(host, [hosting.totals_feed(context, host)])
 
-    service = Service(
-        LoadedConfig(StationConfig(), "files", (), ()),
-        factory,
-        state_dir=tmp_path,
-        notifier=Notifier({}),
-        power_reader=lambda: None,
-        loop_period=0.02,
-    )
-    thread = threading.Thread(target=service.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not (snaps and snaps[-1].totals_all_time):
-            assert time.monotonic() < deadline, "the ledger's totals never reached the station"
-            time.sleep(0.02)
-        first = snaps[-1]
+    with running_service(LoadedConfig(StationConfig(), "files", (), ()), factory, tmp_path):
+        first = wait_all_time_totals(snaps)
         # the grid: nothing this run; the totals: the two done before, not the interrupted one
         assert (first.run_done, first.totals_done) == (0, 2)
         assert dict(first.totals_failed) == {FailReason.FAKE_CAPACITY: 1, FailReason.UNKNOWN: 1}
@@ -170,10 +155,6 @@ def test_after_a_restart_the_grid_starts_from_zero_and_interrupted_jobs_count_no
             loader.advance(time.monotonic() - t0 + 10)
             time.sleep(0.02)
         assert snaps[-1].slot(1).state is SlotState.DONE
-    finally:
-        service.request_stop()
-        thread.join(10)
-    assert not thread.is_alive()
     with Ledger(tmp_path, recover=False) as led:
         t = led.totals()
         assert (t.done, t.interrupted) == (3, 1)
