@@ -109,15 +109,24 @@ def check_directory(rel: tuple[str, ...], child_names: list[str], *, root: bool)
         )
 
 
-def check_name(rel: tuple[str, ...]) -> None:
+def check_name(rel: tuple[str, ...], parent_units: int | None = None) -> int:
+    """Refuse a name FAT cannot hold or a path too long; return the path's UTF-16 length.
+
+    ``parent_units``: the parent folder's path length plus one for the separator
+    (none at the top), when the caller walks down and already knows it.
+    """
     problem = names.name_problem(rel[-1])
     if problem:
         raise BadName(f"{_show(rel)}: the name {problem}")
-    units = names.utf16_units("\\".join(rel))
+    if parent_units is None:
+        units = names.utf16_units("\\".join(rel))
+    else:
+        units = parent_units + names.utf16_units(rel[-1])
     if units > MAX_PATH_UNITS:
         raise PathTooLong(
             f"{_show(rel)}: path is {units} UTF-16 units long, FAT readers allow {MAX_PATH_UNITS}"
         )
+    return units
 
 
 def _show(rel: tuple[str, ...]) -> str:
@@ -170,15 +179,7 @@ def scan_content(root: Path, *, warn: Callable[[str], None] | None = None) -> Co
                 continue
             name = names.normalize(raw)
             child_rel = (*rel, name)
-            problem = names.name_problem(name)
-            if problem:
-                raise BadName(f"{_show(child_rel)}: the name {problem}")
-            child_units = units + names.utf16_units(name)
-            if child_units > MAX_PATH_UNITS:
-                raise PathTooLong(
-                    f"{_show(child_rel)}: path is {child_units} UTF-16 units long, "
-                    f"FAT readers allow {MAX_PATH_UNITS}"
-                )
+            child_units = check_name(child_rel, units)
             if warn is not None and not name.isascii() and max(name) > "\uffff":
                 warn(
                     f"{_show(child_rel)}: has characters beyond Unicode's basic plane "
