@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
+
+DAY = 86400  # seconds
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o600) -> None:
@@ -48,3 +51,12 @@ def sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def blur_mtime(path: Path, period: int) -> None:
+    """Set ``path``'s access and modification times to the start (UTC) of the current
+    ``period`` seconds (3600: the hour, :data:`DAY`): when a state file was written is
+    nobody's business to the second."""
+    moment = time.time() // period * period
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(path, (moment, moment))

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from appliance.fileio import write_atomic
+from appliance.fileio import DAY, blur_mtime, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +83,7 @@ class SlotStore:
         text = json.dumps(body, indent=1, sort_keys=False) + "\n"
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(self.path, text)
-        # when a port was first seen is nobody's business: the day is enough
-        day = time.time() // 86400 * 86400
-        os.utime(self.path, (day, day))
+        blur_mtime(self.path, DAY)  # when a port was first seen: the day is enough
 
 
 class SlotMap:

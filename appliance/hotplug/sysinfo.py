@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance.drives.safety import overlay_dirs_in
+from appliance.drives.safety import SYSTEM_LOWER_ROOTS, overlay_dirs_in
 from appliance.hotplug.device import DeviceInfo, Filesystem
 
 SECTOR = 512
@@ -29,9 +29,7 @@ SYSTEM_MOUNTS = (
     "/boot/firmware",
     "/usr",
     "/var",
-    "/media/root-ro",
-    "/media/root-rw",
-    "/run/rootfsbase",
+    *SYSTEM_LOWER_ROOTS,
 )
 
 

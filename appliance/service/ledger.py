@@ -36,12 +36,13 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from appliance import fileio
 from appliance.errors import FlashStationError
 from appliance.service.interface import (
     BatchFinished,
@@ -154,11 +155,12 @@ def stamp(when: datetime | None, resolution: Resolution) -> str:
     return when.strftime(_FORMATS[resolution])
 
 
+_SECONDS: dict[str, int] = {"hour": 3600, "day": fileio.DAY, "minute": 60, "second": 1}
+
+
 def blur_mtime(path: Path, resolution: Resolution) -> None:
     """Set ``path``'s access and modification times to the start of the current period."""
-    moment = datetime.strptime(stamp(None, resolution), _FORMATS[resolution]).replace(tzinfo=UTC)
-    with suppress(FileNotFoundError):
-        os.utime(path, (moment.timestamp(), moment.timestamp()))
+    fileio.blur_mtime(path, _SECONDS[resolution])
 
 
 def reason_code(reason: str) -> str:
